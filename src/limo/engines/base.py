@@ -1,0 +1,166 @@
+"""The engine interface: `generate(prompts, sampling, n) -> list[list[Completion]]`.
+
+A prompt is either a raw string (completion-style) or a list of chat messages ({"role", "content"}).
+Every engine is wrapped in `CachedEngine` (cache.py): each (model, prompt, sampling, sample index) is generated once
+and stored in a persistent SQLite cache, so reruns and resumed runs never pay for the same generation twice.
+
+Backends implement `Backend.generate_batch(requests) -> list[Completion]`, one completion per request; the cache
+layer splits work into batches of `backend.batch_size` and stores each batch as soon as it finishes.
+
+    from limo.engines import EngineConfig, SamplingParams, make_engine
+    engine = make_engine(EngineConfig(model="smollm2-135m", engine="hf"))
+    outs = engine.generate(["What is 2+2?"], SamplingParams(max_tokens=32), n=1)
+"""
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+Prompt = str | list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Decoding settings. temperature 0 = greedy. `seed` makes sampled outputs reproducible per sample index."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_tokens: int = 512
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+        object.__setattr__(self, "stop", tuple(self.stop))
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+@dataclass
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop" | "length" | "error"
+    reasoning: str | None = None  # reasoning_content, when a server returns it separately (DeepSeek-R1 style)
+    cached: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("cached")
+        return d
+
+
+@dataclass
+class Request:
+    """One generation: a prompt, the sampling settings, which sample it is, and its cache key / derived seed."""
+
+    prompt: Prompt
+    sampling: SamplingParams
+    sample_index: int
+    key: str
+    seed: int
+
+
+class Backend(Protocol):
+    batch_size: int
+
+    def generate_batch(self, requests: list[Request]) -> list[Completion]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class EngineConfig:
+    """Which model, served how. `model` is an alias (see models.py), a hub id, a local dir, or a .gguf path.
+
+    `cache_id` names the model in the generation cache (default: `model`); the cache key does not include the
+    engine, so the same model served through another engine reuses its generations.
+    """
+
+    model: str = "smollm2-135m"
+    engine: Literal["hf", "vllm", "openai", "ray"] = "hf"
+    cache_id: str | None = None
+    batch_size: int = 8
+    # hf / vllm
+    device: str = "auto"
+    dtype: str = "auto"
+    # openai
+    base_url: str = "http://127.0.0.1:8000/v1"
+    api_key_env: str = "OPENAI_API_KEY"
+    endpoint: Literal["chat", "completions"] = "chat"
+    concurrency: int = 8
+    timeout_s: float = 600.0
+    max_retries: int = 6
+    backoff_s: float = 1.0
+    # vllm
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.9
+    max_model_len: int | None = None
+    # ray: the engine each replica runs, and how many replicas
+    inner: dict[str, Any] = field(default_factory=dict)
+    replicas: int = 1
+    ray_address: str | None = None
+
+    def __post_init__(self):
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+
+    @property
+    def identity(self) -> str:
+        return self.cache_id or self.model
+
+
+def request_key(model_identity: str, prompt: Prompt, sampling: SamplingParams, sample_index: int) -> str:
+    """Engine-independent cache key: model identity, prompt or messages, sampling params and sample index."""
+    blob = json.dumps(
+        {"model": model_identity, "prompt": prompt, "sampling": asdict(sampling), "sample": sample_index},
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def request_seed(key: str) -> int:
+    """A per-request seed derived from the key (which includes sampling.seed and the sample index)."""
+    return int(key[:8], 16)
+
+
+def make_backend(cfg: EngineConfig) -> Backend:
+    if cfg.engine == "hf":
+        from limo.engines.hf import HFBackend
+
+        return HFBackend(cfg)
+    if cfg.engine == "vllm":
+        from limo.engines.vllm import VLLMBackend
+
+        return VLLMBackend(cfg)
+    if cfg.engine == "openai":
+        from limo.engines.openai import OpenAIBackend
+
+        return OpenAIBackend(cfg)
+    if cfg.engine == "ray":
+        from limo.engines.ray import RayBackend
+
+        return RayBackend(cfg)
+    raise ValueError(f"unknown engine {cfg.engine!r}; choose hf, vllm, openai or ray")
+
+
+def make_engine(cfg: EngineConfig, cache_path: str | Path | None = None):
+    """A cached engine for `cfg`. The backend (and its model) loads lazily, on the first cache miss."""
+    from limo.engines.cache import CachedEngine, GenerationCache
+    from limo.paths import default_generation_cache
+
+    return CachedEngine(cfg, GenerationCache(cache_path or default_generation_cache()))
