@@ -1,0 +1,113 @@
+"""How well the rule scores of limo.quality rank real long-CoT traces (the Sky-T1 traces in DATA/traces).
+
+For every trace: the features and rule score; then, per label (finished vs truncated, correct vs incorrect),
+the mean score of each group and the AUC (the chance that a random positive trace outscores a random negative
+one; 0.5 = no signal). docs/QUALITY.md reports these numbers; tests/test_quality.py checks the ranking.
+
+    python -m limo.report.quality_eval [--json out.json]
+"""
+
+import json
+import sys
+from pathlib import Path
+
+from limo.io import read_jsonl
+from limo.paths import data_dir
+from limo.quality import DEFAULT_WEIGHTS, FEATURES, levels_by_quantile, rule_score, score_text
+
+TRACE_DIFFICULTY = {"aime24": 1.0, "amc23": 0.8}  # competition sets with no MATH level
+
+
+def trace_rows(root: Path | None = None) -> list[dict]:
+    """All trace rows with a `difficulty` (MATH level for math500 via benchmark_id, else by benchmark)."""
+    root = root or data_dir()
+    levels = {r["id"]: r.get("level") for r in read_jsonl(root / "benchmarks" / "math500.jsonl")}
+    rows = []
+    for path in sorted((root / "traces").glob("*.jsonl")):
+        for row in read_jsonl(path):
+            bench = row["source"].rsplit("/", 1)[-1]
+            level = levels.get(row["benchmark_id"])
+            row["difficulty"] = (level - 1) / 4 if level else TRACE_DIFFICULTY.get(bench, 0.5)
+            row["benchmark"] = bench
+            rows.append(row)
+    return rows
+
+
+def score_rows(rows: list[dict], weights: dict[str, float] | None = None) -> list[dict]:
+    weights = weights or DEFAULT_WEIGHTS
+    out = []
+    for row in rows:
+        feats = score_text(row["trace"], problem=row["problem"], difficulty=row["difficulty"])
+        scores = {k: f.score for k, f in feats.items()}
+        out.append({**row, "features": scores, "rule_score": rule_score(scores, weights)})
+    levels = levels_by_quantile([r["rule_score"] for r in out])
+    for r, lv in zip(out, levels):
+        r["quality_level"] = lv
+    return out
+
+
+def auc(pos: list[float], neg: list[float]) -> float:
+    """P(score of a random positive > a random negative), ties count one half (Mann-Whitney U / n1 n2)."""
+    if not pos or not neg:
+        return float("nan")
+    wins = 0.0
+    for p in pos:
+        for q in neg:
+            wins += 1.0 if p > q else 0.5 if p == q else 0.0
+    return wins / (len(pos) * len(neg))
+
+
+def ranking_report(scored: list[dict]) -> dict:
+    """Means and AUCs of the rule score and each feature, for finished-vs-truncated and correct-vs-incorrect."""
+    report: dict = {"n": len(scored), "weights": DEFAULT_WEIGHTS}
+    for label in ("finished", "correct"):
+        pos = [r for r in scored if r[label]]
+        neg = [r for r in scored if not r[label]]
+        entry = {
+            "n_pos": len(pos),
+            "n_neg": len(neg),
+            "mean_pos": sum(r["rule_score"] for r in pos) / len(pos),
+            "mean_neg": sum(r["rule_score"] for r in neg) / len(neg),
+            "auc": auc([r["rule_score"] for r in pos], [r["rule_score"] for r in neg]),
+            "features": {},
+        }
+        for f in FEATURES:
+            a = [r["features"][f] for r in pos]
+            b = [r["features"][f] for r in neg]
+            entry["features"][f] = {"mean_pos": sum(a) / len(a), "mean_neg": sum(b) / len(b), "auc": auc(a, b)}
+        report[label] = entry
+    # correct vs incorrect among finished traces only (is it more than "finished"?)
+    fin = [r for r in scored if r["finished"]]
+    report["correct_within_finished"] = {
+        "n_pos": sum(r["correct"] for r in fin),
+        "n_neg": sum(not r["correct"] for r in fin),
+        "auc": auc([r["rule_score"] for r in fin if r["correct"]], [r["rule_score"] for r in fin if not r["correct"]]),
+    }
+    report["per_benchmark"] = {}
+    for bench in sorted({r["benchmark"] for r in scored}):
+        sub = [r for r in scored if r["benchmark"] == bench]
+        report["per_benchmark"][bench] = {
+            lab: auc([r["rule_score"] for r in sub if r[lab]], [r["rule_score"] for r in sub if not r[lab]])
+            for lab in ("finished", "correct")
+        }
+    dist = {}
+    for f in FEATURES + ("rule_score",):
+        vals = sorted(r["features"][f] if f != "rule_score" else r["rule_score"] for r in scored)
+        q = lambda p, v=vals: v[min(len(v) - 1, int(p * len(v)))]  # noqa: E731
+        dist[f] = {"mean": sum(vals) / len(vals), "p10": q(0.1), "p25": q(0.25), "p50": q(0.5), "p75": q(0.75),
+                   "p90": q(0.9)}
+    report["distributions"] = dist
+    return report
+
+
+def main(argv: list[str]) -> None:
+    scored = score_rows(trace_rows())
+    report = ranking_report(scored)
+    text = json.dumps(report, indent=2)
+    if "--json" in argv:
+        Path(argv[argv.index("--json") + 1]).write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
