@@ -228,7 +228,7 @@ def structure(text: str) -> Feature:
     display = bool(DISPLAY_MATH.search(text))
     finals = [s for s in find_spans(text, FINAL_ANSWER) if s[0] >= 0.7 * len(text)]
     score = (saturate(paragraphs, 5) + saturate(len(markers), 3) + float(display) + float(bool(finals))) / 4
-    evidence = [(s + len(text[s:e]) - len(text[s:e].lstrip()), e) for s, e in markers[:MAX_EVIDENCE - 1]]
+    evidence = [(s + len(text[s:e]) - len(text[s:e].lstrip()), e) for s, e in markers[: MAX_EVIDENCE - 1]]
     evidence += finals[-1:]
     return Feature(score, evidence, {"paragraphs": paragraphs, "step_markers": len(markers), "final": len(finals)})
 
@@ -300,7 +300,9 @@ def truncation(text: str, finish_reason: str | None = None) -> Feature:
     rep = tail_repetition(text)
     score = 0.5 * bool(finals) + 0.25 * clean + 0.25 * (1.0 - rep)
     evidence = finals[-1:] if score >= 0.75 else [tail_span]
-    return Feature(score, evidence, {"final_answer": float(bool(finals)), "clean_end": float(clean), "tail_repeat": rep})
+    return Feature(
+        score, evidence, {"final_answer": float(bool(finals)), "clean_end": float(clean), "tail_repeat": rep}
+    )
 
 
 def score_text(
@@ -349,6 +351,7 @@ def difficulty_of(row: dict) -> float:
 
 
 # ---- quality levels ----------------------------------------------------------------------------------------
+
 
 def level_fixed(score: float, thresholds: list[float]) -> int:
     """L1..L5 from fixed cut points (4 increasing thresholds): below the first -> 1, at/above the last -> 5."""

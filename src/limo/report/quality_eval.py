@@ -41,7 +41,7 @@ def score_rows(rows: list[dict], weights: dict[str, float] | None = None) -> lis
         scores = {k: f.score for k, f in feats.items()}
         out.append({**row, "features": scores, "rule_score": rule_score(scores, weights)})
     levels = levels_by_quantile([r["rule_score"] for r in out])
-    for r, lv in zip(out, levels):
+    for r, lv in zip(out, levels, strict=True):
         r["quality_level"] = lv
     return out
 
@@ -94,8 +94,14 @@ def ranking_report(scored: list[dict]) -> dict:
     for f in FEATURES + ("rule_score",):
         vals = sorted(r["features"][f] if f != "rule_score" else r["rule_score"] for r in scored)
         q = lambda p, v=vals: v[min(len(v) - 1, int(p * len(v)))]  # noqa: E731
-        dist[f] = {"mean": sum(vals) / len(vals), "p10": q(0.1), "p25": q(0.25), "p50": q(0.5), "p75": q(0.75),
-                   "p90": q(0.9)}
+        dist[f] = {
+            "mean": sum(vals) / len(vals),
+            "p10": q(0.1),
+            "p25": q(0.25),
+            "p50": q(0.5),
+            "p75": q(0.75),
+            "p90": q(0.9),
+        }
     report["distributions"] = dist
     return report
 
