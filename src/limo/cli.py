@@ -37,17 +37,55 @@ def generate(
     base_url: Annotated[str, typer.Option(help="openai engine: server URL")] = "http://127.0.0.1:8000/v1",
     concurrency: Annotated[int, typer.Option(help="openai engine: parallel requests")] = 8,
     cache: Annotated[Path | None, typer.Option(help="generation cache (SQLite)")] = None,
+    replicas: Annotated[int, typer.Option(help="ray engine: number of replicas")] = 1,
+    inner_engine: Annotated[str, typer.Option(help="ray engine: engine each replica runs (hf | vllm)")] = "hf",
+    ray_address: Annotated[str | None, typer.Option(help="ray engine: cluster address ('auto' = ray start)")] = None,
 ):
     """Generate completions for a JSONL of prompts, through the persistent cache."""
     from limo.engines import EngineConfig, SamplingParams
     from limo.generate import run_generate
 
     cfg = EngineConfig(model=model, engine=engine, batch_size=batch_size, base_url=base_url, concurrency=concurrency)
+    if engine == "ray":
+        cfg.inner, cfg.replicas, cfg.ray_address = {"engine": inner_engine}, replicas, ray_address
     sampling = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed, stop=tuple(stop or ()))
     run_generate(cfg, input, out, sampling, n, cache)
 
 
 # --- more commands are registered below, one block per module -------------------------------------------------
+
+
+@app.command()
+def train(
+    recipe: Annotated[Path, typer.Argument(help="training recipe YAML (flat keys or under `train:`)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output dir: final model, checkpoints/, plans, logs")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a recipe key: key=value (repeatable)")] = None,
+    data: Annotated[str | None, typer.Option(help="training data (overrides the recipe's `data`)")] = None,
+    plan_only: Annotated[bool, typer.Option("--plan-only", help="print and save the memory plan, then stop")] = False,
+):
+    """Supervised fine-tuning (TRL) on chat messages; loss on assistant tokens only. Launch with accelerate for
+    several processes: `accelerate launch --config_file recipes/accelerate/zero3.yaml -m limo.cli train ...`."""
+    from limo.train.sft import load_recipe, run_train
+
+    overrides = list(set_ or [])
+    if data:
+        overrides.append(f"data={data}")
+    run_train(load_recipe(recipe, overrides), out, plan_only=plan_only)
+
+
+@app.command()
+def grade(
+    input: Annotated[Path, typer.Argument(help="JSONL (or Parquet) with 'response' and 'answer' per row")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="output JSONL (rows + correct/verdict/extracted)")] = None,
+    timeout: Annotated[float, typer.Option(help="hard wall-clock seconds per item")] = 5.0,
+    workers: Annotated[int | None, typer.Option(help="grading processes (default: CPU count, at most 8)")] = None,
+    response_field: str = "response",
+    answer_field: str = "answer",
+):
+    """Grade responses against gold answers (math-verify + exact checks, worker processes, hard timeouts)."""
+    from limo.grading import grade_jsonl
+
+    grade_jsonl(input, out, timeout_s=timeout, workers=workers, response_field=response_field, answer_field=answer_field)
 
 
 def main() -> None:

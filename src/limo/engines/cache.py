@@ -162,11 +162,10 @@ class CachedEngine:
         for r in missing:
             unique.setdefault(r.key, r)
         todo = list(unique.values())
-        step = max(1, self.backend.batch_size) if todo else 1
-        for start in range(0, len(todo), step):
-            batch = todo[start : start + step]
-            t0 = time.perf_counter()
-            completions = self.backend.generate_batch(batch)
+        if todo:
+            self.backend  # noqa: B018 - load the model (or start the replicas) before the clock starts
+        t0 = time.perf_counter()
+        for batch, completions in self._batches(todo):
             self.stats.generation_seconds += time.perf_counter() - t0
             self.cache.put_many(self.cfg.identity, [(r.key, c) for r, c in zip(batch, completions)])
             for r, c in zip(batch, completions):
@@ -176,7 +175,21 @@ class CachedEngine:
                 self.stats.completion_tokens += c.completion_tokens
             if progress:
                 progress(sum(1 for r in missing if r.key in {b.key for b in batch}))
+            t0 = time.perf_counter()
         return [[found[r.key] for r in row] for row in grid]
+
+    def _batches(self, todo: list[Request]):
+        """(batch, completions) as batches finish. A backend with `generate_stream` (ray) runs many batches at once
+        and yields each as it finishes; otherwise batches of `backend.batch_size` run one after another."""
+        if not todo:
+            return
+        if hasattr(self.backend, "generate_stream"):
+            yield from self.backend.generate_stream(todo)
+            return
+        step = max(1, self.backend.batch_size)
+        for start in range(0, len(todo), step):
+            batch = todo[start : start + step]
+            yield batch, self.backend.generate_batch(batch)
 
     def close(self) -> None:
         if self._backend is not None:

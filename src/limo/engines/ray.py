@@ -1,0 +1,262 @@
+"""The `ray` engine: N replicas of an inner engine (hf or vllm) as Ray actors, behind the usual interface.
+
+The generation cache stays in the driver. `CachedEngine` looks up the cache and hands the misses to
+`RayBackend.generate_stream`, which splits them by prompt into chunks of the inner engine's batch size, keeps every
+replica busy (a few chunks queued per replica), and yields each chunk as soon as it finishes, so the driver commits
+it to the cache at once. Results are put back in request order by the driver.
+
+Fault tolerance: when a replica dies mid-run (its process is killed, its node goes away), every chunk it held is
+put back at the front of the queue and runs on the other replicas. With `max_restarts > 0` Ray restarts the actor
+(reloading the model); it rejoins the pool once it answers a ping. A chunk is yielded exactly once, and the cache's
+`INSERT OR IGNORE` keeps one entry per key whatever happens.
+
+Where the cluster is:
+- `ray_address: null`  -> connect to the cluster in $RAY_ADDRESS if set, else start a local one in this process;
+- `ray_address: auto`  -> the cluster started on this machine with `ray start --head`;
+- `ray_address: HOST:6379` or `ray://HOST:10001` -> an existing cluster.
+
+Recipe / config (the top-level `model` names the cache entries and is inherited by the replicas; `inner` holds
+the EngineConfig fields of the engine each replica runs):
+
+    engine: {engine: ray, model: Qwen/Qwen2.5-32B-Instruct, replicas: 4, ray_address: auto,
+             inner: {engine: vllm, tensor_parallel_size: 2, batch_size: 64}}
+
+    limo generate --engine ray --inner-engine hf --replicas 2 --input prompts.jsonl --out out.jsonl
+
+Each replica asks Ray for one CPU, plus `tensor_parallel_size` GPUs for vllm (or 1 GPU for hf on cuda, or on
+`auto` when the cluster has GPUs). See docs/SCALE_OUT.md.
+"""
+
+import os
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
+
+from limo.engines.base import Completion, EngineConfig, Request
+from limo.errors import LimoError
+
+RAY_FIELDS = ("inner", "replicas", "ray_address")
+# environment the replicas need to find the same data, caches and converted models as the driver
+PASSED_ENV = ("LIMO_DATA", "LIMO_CACHE", "HF_HOME", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+def inner_config(cfg: EngineConfig) -> EngineConfig:
+    """The EngineConfig each replica runs: the outer fields (model, batch_size, device, ...) overridden by `inner`."""
+    known = {f.name for f in fields(EngineConfig)}
+    unknown = sorted(set(cfg.inner) - known)
+    if unknown:
+        raise LimoError(f"engine.inner: unknown field(s) {unknown}; inner takes EngineConfig fields")
+    if cfg.replicas < 1:
+        raise LimoError(f"engine.replicas must be >= 1, got {cfg.replicas}")
+    model = cfg.inner.get("model", cfg.model)
+    if model != cfg.model and cfg.cache_id is None:
+        raise LimoError(
+            f"engine.inner.model ({model!r}) differs from engine.model ({cfg.model!r}); engine.model names the "
+            "generations in the cache, so set it at the top level (the replicas inherit it)"
+        )
+    base = {k: v for k, v in asdict(cfg).items() if k not in RAY_FIELDS}
+    merged = {**base, "engine": "hf", **cfg.inner}
+    if merged["engine"] == "ray":
+        raise LimoError("engine.inner.engine cannot be 'ray'; choose hf or vllm")
+    return EngineConfig(**merged)
+
+
+@dataclass
+class Chunk:
+    """A slice of the work: positions in the request list, sent to one replica at a time."""
+
+    positions: list[int]
+    attempts: int = 0
+
+
+def split_by_prompt(requests: list[Request], size: int) -> list[Chunk]:
+    """Chunks of at most `size` requests; the samples of one prompt stay together (a prompt with more samples
+    than `size` fills whole chunks of its own), so a replica sees each prompt once (prefix caching in vllm)."""
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(requests):
+        groups.setdefault(repr(r.prompt), []).append(i)
+    chunks: list[Chunk] = []
+    current: list[int] = []
+    for positions in groups.values():
+        if current and len(current) + len(positions) > size:
+            chunks.append(Chunk(current))
+            current = []
+        while len(positions) > size:
+            chunks.append(Chunk(positions[:size]))
+            positions = positions[size:]
+        current.extend(positions)
+    if current:
+        chunks.append(Chunk(current))
+    return chunks
+
+
+class _Replica:
+    """One Ray actor: the inner backend, loaded once in the actor's process."""
+
+    def __init__(self, inner: dict, torch_threads: int | None):
+        if torch_threads:
+            import torch
+
+            torch.set_num_threads(torch_threads)
+        from limo.engines.base import make_backend
+
+        self.backend = make_backend(EngineConfig(**inner))
+
+    def info(self) -> dict:
+        import socket
+
+        return {"pid": os.getpid(), "host": socket.gethostname()}
+
+    def generate(self, requests: list[Request]) -> list[Completion]:
+        return self.backend.generate_batch(requests)
+
+
+def _gpus_per_replica(inner: EngineConfig, cluster_gpus: float) -> int:
+    if inner.engine == "vllm":
+        return inner.tensor_parallel_size
+    if inner.engine == "hf" and (inner.device.startswith("cuda") or (inner.device == "auto" and cluster_gpus >= 1)):
+        return 1
+    return 0
+
+
+class RayBackend:
+    """`replicas` copies of the inner engine on a Ray cluster; see the module docstring."""
+
+    def __init__(
+        self,
+        cfg: EngineConfig,
+        *,
+        cpus_per_replica: float = 1,
+        torch_threads: int | None = None,
+        max_restarts: int = 1,
+        queue_per_replica: int = 2,
+        max_attempts: int = 3,
+    ):
+        import ray
+
+        self.cfg = cfg
+        self.inner = inner_config(cfg)
+        self.chunk_size = self.inner.batch_size
+        self.queue_per_replica = queue_per_replica
+        self.max_attempts = max_attempts
+        # only used when a caller runs batches one at a time (generate_batch): enough for every replica's queue
+        self.batch_size = self.chunk_size * cfg.replicas * queue_per_replica
+        self.retried_chunks = 0
+        self.dead_replicas: list[int] = []
+
+        self._started_ray = False
+        if not ray.is_initialized():
+            env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+            local = cfg.ray_address is None and "RAY_ADDRESS" not in os.environ
+            try:
+                ray.init(
+                    address=cfg.ray_address,
+                    runtime_env={"env_vars": env} if env else None,
+                    log_to_driver=False,
+                    **({"include_dashboard": False} if local else {}),
+                )
+            except ConnectionError as e:
+                hint = ""
+                if cfg.ray_address not in (None, "auto") and "RAY_AUTH_MODE" not in os.environ:
+                    hint = (
+                        "; if the cluster uses token authentication (the default of `ray start`), set "
+                        "RAY_AUTH_MODE=token and provide its token (~/.ray/auth_token or RAY_AUTH_TOKEN)"
+                    )
+                raise LimoError(f"cannot reach the Ray cluster at {cfg.ray_address!r}: {e}{hint}") from e
+            self._started_ray = True
+
+        gpus = _gpus_per_replica(self.inner, ray.cluster_resources().get("GPU", 0))
+        self._check_resources(ray.cluster_resources(), cpus_per_replica, gpus)
+        actor = ray.remote(_Replica).options(
+            num_cpus=cpus_per_replica, num_gpus=gpus, max_restarts=max_restarts, max_task_retries=0
+        )
+        # torch threads default to the CPUs the replica asked for (Ray sets OMP_NUM_THREADS the same way)
+        threads = torch_threads if torch_threads is not None else max(1, int(cpus_per_replica))
+        self.replicas = [actor.remote(asdict(self.inner), threads) for _ in range(cfg.replicas)]
+        # wait for every replica to load its model; a replica that cannot start fails loudly here
+        self.replica_info = ray.get([r.info.remote() for r in self.replicas])
+
+    def _check_resources(self, resources: dict, cpus: float, gpus: int) -> None:
+        need = {"CPU": cpus * self.cfg.replicas, "GPU": gpus * self.cfg.replicas}
+        for name, amount in need.items():
+            if amount > resources.get(name, 0):
+                raise LimoError(
+                    f"ray engine: {self.cfg.replicas} replicas need {amount:g} {name} in total but the cluster has "
+                    f"{resources.get(name, 0):g}; lower engine.replicas or add nodes (`ray status` shows them)"
+                )
+
+    def replica_pids(self) -> list[int]:
+        return [info["pid"] for info in self.replica_info]
+
+    def generate_stream(self, requests: list[Request]) -> Iterator[tuple[list[Request], list[Completion]]]:
+        """Yield (requests of a chunk, their completions) as chunks finish, in completion order."""
+        import ray
+        from ray.exceptions import RayActorError
+
+        pending = deque(split_by_prompt(requests, self.chunk_size))
+        alive = [i for i in range(len(self.replicas)) if i not in self.dead_replicas]
+        ready = set(alive)  # replicas that take new chunks (not recovering from a failure)
+        load = dict.fromkeys(alive, 0)
+        inflight: dict = {}  # ObjectRef -> (replica index, Chunk or None for a ping)
+
+        while pending or any(chunk is not None for _, chunk in inflight.values()):
+            for i in sorted(ready, key=lambda i: load[i]):
+                while pending and load[i] < self.queue_per_replica:
+                    chunk = pending.popleft()
+                    ref = self.replicas[i].generate.remote([requests[p] for p in chunk.positions])
+                    inflight[ref] = (i, chunk)
+                    load[i] += 1
+            if not inflight:
+                raise LimoError(
+                    f"ray engine: all {len(self.replicas)} replicas died; {sum(len(c.positions) for c in pending)} "
+                    "requests left (finished ones are in the cache; rerun to resume)"
+                )
+            (ref,), _ = ray.wait(list(inflight), num_returns=1)
+            i, chunk = inflight.pop(ref)
+            if chunk is not None:
+                load[i] -= 1
+            try:
+                result = ray.get(ref)
+            except RayActorError:
+                self._on_failure(i, chunk, pending, ready, inflight)
+                continue
+            if chunk is None:  # a recovering (restarted) replica answered its ping: it takes work again
+                self.replica_info[i] = result
+                ready.add(i)
+                continue
+            yield [requests[p] for p in chunk.positions], result
+
+    def _on_failure(self, i: int, chunk: Chunk | None, pending: deque, ready: set, inflight: dict) -> None:
+        if chunk is None:  # the ping failed too: the actor is gone for good
+            self.dead_replicas.append(i)
+            return
+        chunk.attempts += 1
+        if chunk.attempts >= self.max_attempts:
+            raise LimoError(
+                f"ray engine: a chunk of {len(chunk.positions)} requests killed its replica {chunk.attempts} times; "
+                "giving up (finished requests are in the cache)"
+            )
+        self.retried_chunks += 1
+        pending.appendleft(chunk)
+        if i in ready:  # first failure seen from this replica: stop feeding it, ask whether it comes back
+            ready.discard(i)
+            inflight[self.replicas[i].info.remote()] = (i, None)
+
+    def generate_batch(self, requests: list[Request]) -> list[Completion]:
+        """All completions for `requests`, in order (runs the chunks on every replica)."""
+        out: list[Completion | None] = [None] * len(requests)
+        index = {id(r): p for p, r in enumerate(requests)}
+        for chunk, completions in self.generate_stream(requests):
+            for r, c in zip(chunk, completions, strict=True):
+                out[index[id(r)]] = c
+        return out  # type: ignore[return-value]
+
+    def close(self) -> None:
+        import ray
+
+        for r in self.replicas:
+            ray.kill(r)
+        self.replicas = []
+        if self._started_ray:
+            ray.shutdown()
+            self._started_ray = False
