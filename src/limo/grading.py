@@ -12,7 +12,7 @@ How an item is graded (all inside a worker process):
 2. Cheap exact checks first (most items end here): normalised string equality (`\\text{}`, units, `^\\circ`, `\\%`,
    `\\left`, `\\dfrac`, `x =` ...), multiple-choice letters against a letter gold, and an exact rational evaluator
    (integers, decimals, fractions, `+-*/^`, factorials) so `025` equals `25` and `1/2004!` is NOT `1/2006!`
-   (math-verify compares those as floats and accepts them). Comma-separated multi-part answers are matched part by part.
+   (math-verify compares those as floats and accepts them). Comma-separated multi-part answers match part by part.
 3. Otherwise math-verify (`parse` + `verify`), with a guard that two exact rationals must be equal.
 
 Model text is never evaluated as code: our evaluator is a small recursive-descent parser over numbers and operators,
@@ -117,9 +117,9 @@ _FINAL_RE = re.compile(
     r"(?:final\s+answer\s*(?:is|:|=)|最终答案\s*(?:是|为|:|：)|答案\s*(?:是|为|:|：))\s*[:：]?\s*(.+)", re.IGNORECASE
 )
 _LETTER_RE = re.compile(
-    r"(?:answer|option|choice|答案|选项|选)\s*(?:is|:|：|是|为|应选|选)?\s*(?:option\s*)?[:：]?\s*"
-    r"[\(（\[]?\s*([A-E])\s*[\)）\]]?(?![A-Za-z])",
-    re.IGNORECASE,
+    r"(?i:answer|option|choice)\s*(?i:is|:|should\s+be|would\s+be)?\s*(?i:option\s*)?[:：]?\s*"
+    r"[\(（\[]?\s*([A-E])\s*[\)）\]]?(?![A-Za-z])"
+    r"|(?:答案|选项|应选|选)\s*(?:是|为|选)?\s*[:：]?\s*[\(（\[]?\s*([A-E])(?![A-Za-z])"
 )
 _TAIL_CHARS = 3000  # phrases are searched in the end of the response only
 
@@ -150,10 +150,51 @@ def extract_answer(text: str | None) -> str | None:
             return cleaned
     letters = list(_LETTER_RE.finditer(tail))
     if letters:
-        return letters[-1].group(1).upper()
+        return letters[-1].group(1) or letters[-1].group(2)
     stripped = text.strip().strip("().*$ ")
     if re.fullmatch(r"[A-E]", stripped):
         return stripped
+    return conclusion_answer(tail)
+
+
+# The answer stated in prose in the last sentences of an unboxed response: "Therefore, the remainder is 0.",
+# "So, the answer should be 1.", "I'm confident that 44 is the correct answer." Only a value at the END of such a
+# sentence counts (a response cut off mid-computation has no concluding sentence and stays `no_answer`).
+_VALUE = r"(\\\(.+?\\\)|\$[^$\n]{1,80}\$|-?\\?\$?\d[\d,]*(?:\.\d+)?%?|-?\.\d+)"
+_CONCLUDE_IS = re.compile(
+    r"(?i:(?:\b(?:is|are|be|equals|was|has|have)|=)\s+(?:indeed\s+|exactly\s+|simply\s+|still\s+|just\s+)?"
+    r"(?:equal\s+to\s+)?)" + _VALUE + r"(?:\\\)|\$)?(?:\s*(?:[a-zA-Z%°²³]+)){0,3}\s*[.!]?\s*$"
+)
+_CONCLUDE_VALUE_IS = re.compile(
+    _VALUE + r"(?:\s+[a-zA-Z]+){0,2}\s+(?i:is|as)\s+(?i:the|indeed\s+the)\s+(?i:correct|right|final)\b"
+)
+_CONCLUDE_CUE = re.compile(
+    r"(?i)\b(?:therefore|thus|hence|so|answer|conclusion|confident|result|final|in\s+total|overall)\b|^The\s"
+)
+_FILLER = re.compile(r"(?i)^(?:i think|i'm|i am|everything|yes|that|this|so,? i)\b[^0-9$\\]*$")
+
+
+def conclusion_answer(tail: str) -> str | None:
+    """The value a concluding sentence states, from the last 3 non-empty lines (filler sentences skipped)."""
+    lines = [ln.strip() for ln in tail.split("\n") if ln.strip()][-3:]
+    sentences: list[str] = []
+    for ln in lines:
+        sentences.extend(s for s in re.split(r"(?<=[.!?])\s+(?=[A-Z])", ln) if s.strip())
+    for sent in reversed(sentences[-4:]):
+        sent = sent.strip()
+        if _FILLER.match(sent):
+            continue
+        if not _CONCLUDE_CUE.search(sent):
+            return None
+        m = _CONCLUDE_IS.search(sent) or _CONCLUDE_VALUE_IS.search(sent)
+        if not m:
+            return None
+        value = m.group(1).strip()
+        if value.startswith("\\(") and value.endswith("\\)"):
+            value = value[2:-2].strip()
+        value = value.strip("$").strip()
+        value = value.rstrip(",")
+        return value or None
     return None
 
 
@@ -192,13 +233,13 @@ def normalize(s: str, *, strip_var: bool = True) -> str:
             s = s[2:-2]
         elif s.startswith("\\[") and s.endswith("\\]"):
             s = s[2:-2]
-    s = s.replace("$", "")
+    s = s.replace("\\$", "").replace("$", "")
     for _ in range(3):
         s = _TEXT_CMDS.sub(r"\1", s)
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\left", "").replace("\\right", "")
     s = s.replace("\\le ", "\\leq ").replace("\\ge ", "\\geq ").replace("\\neq", "\\ne")
     s = _DEGREES.sub("", s)
-    s = s.replace("\\%", "").replace("%", "")
+    s = s.replace("\\%", "").replace("%", "").replace("\\$", "")
     s = _SPACING.sub(" ", s)
     s = s.replace("\\cdot", "*").replace("\\times", "*")
     s = s.strip().rstrip(".。").strip()
@@ -784,4 +825,54 @@ def summarize(results: Sequence[GradeResult]) -> dict[str, int]:
     for r in results:
         counts[r.verdict] += 1
     counts["total"] = len(results)
+    return counts
+
+
+def grade_jsonl(
+    in_path: str | os.PathLike,
+    out_path: str | os.PathLike | None = None,
+    timeout_s: float = 5.0,
+    workers: int | None = None,
+    response_field: str = "response",
+    answer_field: str = "answer",
+) -> dict[str, int]:
+    """`limo grade`: grade every row of a JSONL (or Parquet) file; write rows + correct/verdict/extracted.
+
+    Returns the verdict counts. A row without the response or answer field is an InputError naming file+line.
+    """
+    from pathlib import Path
+
+    from limo.console import console, kv_table, progress_bar
+    from limo.errors import InputError
+    from limo.io import iter_jsonl, read_table, write_jsonl
+
+    in_path = Path(in_path)
+    if in_path.suffix == ".parquet":
+        rows = read_table(in_path)
+        numbered = list(enumerate(rows, start=1))
+    else:
+        numbered = list(iter_jsonl(in_path))
+    items = []
+    for line, row in numbered:
+        for field in (response_field, answer_field):
+            if field not in row:
+                raise InputError("missing field", path=str(in_path), line=line, field=field)
+        response, answer = row[response_field], row[answer_field]
+        if response is not None and not isinstance(response, str):
+            raise InputError(
+                f"expected a string, got {type(response).__name__}", path=str(in_path), line=line, field=response_field
+            )
+        if answer is not None and not isinstance(answer, str):
+            from limo.records import answer_to_str
+
+            answer = answer_to_str(answer)
+        items.append((response, answer))
+    with progress_bar(len(items), "grading") as advance:
+        results = grade_many(items, timeout_s=timeout_s, workers=workers, progress=advance)
+    out_rows = [{**row, **res.to_dict()} for (_, row), res in zip(numbered, results, strict=True)]
+    if out_path is not None:
+        write_jsonl(out_path, out_rows)
+    counts = summarize(results)
+    shown = {k: f"{v} ({v / max(1, counts['total']):.1%})" if k != "total" else v for k, v in counts.items()}
+    console.print(kv_table(f"grading {in_path.name}", shown))
     return counts
