@@ -56,6 +56,23 @@ def generate(
 
 
 @app.command()
+def review(
+    args: Annotated[list[str], typer.Argument(help="RUN (a curation run dir), or: merge A.jsonl B.jsonl ... -o OUT")],
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1 (0 = any free port)")] = 8765,
+    reviewer: Annotated[str | None, typer.Option(help="your name, stored with each decision (default: $USER)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="merge: the merged decisions file")] = None,
+):
+    """Review candidates in a local web page (127.0.0.1), or merge reviewers' decision files.
+
+    limo review runs/demo [--port 8765] [--reviewer ann]      then open the printed URL; press ? for shortcuts
+    limo review merge ann.jsonl bob.jsonl -o runs/demo/review/decisions.jsonl
+    """
+    from limo.review.cli import review_command
+
+    review_command(args, port=port, reviewer=reviewer, out=out)
+
+
+@app.command()
 def train(
     recipe: Annotated[Path, typer.Argument(help="training recipe YAML (flat keys or under `train:`)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="output dir: final model, checkpoints/, plans, logs")],
