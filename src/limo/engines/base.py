@@ -120,7 +120,21 @@ class EngineConfig:
 
     @property
     def identity(self) -> str:
-        return self.cache_id or self.model
+        """The model's name in the cache. A local model directory also carries a fingerprint of its weight
+        files, so retraining into the same directory never reuses the old model's generations."""
+        if self.cache_id:
+            return self.cache_id
+        return self.model + local_fingerprint(self.model)
+
+
+def local_fingerprint(model: str) -> str:
+    """'@<hash of weight file names, sizes, mtimes>' for a local model directory, '' otherwise."""
+    path = Path(model)
+    if not path.is_dir():
+        return ""
+    files = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".gguf", ".pt"))
+    blob = "|".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+    return "@" + hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 def request_key(model_identity: str, prompt: Prompt, sampling: SamplingParams, sample_index: int) -> str:
