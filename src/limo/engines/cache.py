@@ -128,10 +128,11 @@ class CachedEngine:
 
     def requests(self, prompts: list[Prompt], sampling: SamplingParams, n: int) -> list[list[Request]]:
         out = []
+        identity = self.cfg.identity
         for prompt in prompts:
             row = []
             for j in range(n):
-                key = request_key(self.cfg.identity, prompt, sampling, j)
+                key = request_key(identity, prompt, sampling, j)
                 row.append(Request(prompt=prompt, sampling=sampling, sample_index=j, key=key, seed=request_seed(key)))
             out.append(row)
         return out
