@@ -198,13 +198,19 @@ function moveCursor(delta) {
 }
 
 // ---- math + highlights -----------------------------------------------------------------------------------
-const MATH_RE = /\$\$([\s\S]+?)\$\$|\\\[([\s\S]+?)\\\]|\\\(([\s\S]+?)\\\)|(?<![\\$])\$(?!\s)([^$\n]+?)(?<![\s\\])\$(?!\d)/g;
+const ENVS = "align\\*?|aligned|equation\\*?|gather\\*?|multline\\*?|eqnarray\\*?|cases|array|matrix|pmatrix|bmatrix";
+const MATH_RE = new RegExp(
+  String.raw`\$\$([\s\S]+?)\$\$|\\\[([\s\S]+?)\\\]|\\\(([\s\S]+?)\\\)|(?<![\\$])\$(?!\s)([^$\n]+?)(?<![\s\\])\$(?!\d)` +
+    String.raw`|(\\begin\{(${ENVS})\}[\s\S]+?\\end\{\6\})`,
+  "g"
+);
 
 function mathSegments(text) {
   const segs = [];
   for (const m of text.matchAll(MATH_RE)) {
-    const tex = m[1] ?? m[2] ?? m[3] ?? m[4];
-    segs.push({ s: m.index, e: m.index + m[0].length, tex, display: m[1] !== undefined || m[2] !== undefined });
+    const tex = m[1] ?? m[2] ?? m[3] ?? m[4] ?? m[5];
+    const display = m[1] !== undefined || m[2] !== undefined || m[5] !== undefined;
+    segs.push({ s: m.index, e: m.index + m[0].length, tex, display });
   }
   return segs;
 }
@@ -260,6 +266,9 @@ function renderMathIn(el) {
         { left: "\\[", right: "\\]", display: true },
         { left: "\\(", right: "\\)", display: false },
         { left: "$", right: "$", display: false },
+        ...["align", "align*", "aligned", "equation", "equation*", "gather", "gather*", "eqnarray", "eqnarray*"].map(
+          (env) => ({ left: `\\begin{${env}}`, right: `\\end{${env}}`, display: true })
+        ),
       ],
       throwOnError: false,
       strict: "ignore",
@@ -309,9 +318,9 @@ async function showProblem(id) {
   $("#app").innerHTML = `
     <nav class="pnav">
       <a href="${listHash()}">← list <kbd>g</kbd></a>
-      <button type="button" id="prev" ${pos > 0 ? "" : "disabled"}>‹ prev <kbd>k</kbd></button>
-      <span class="muted">${pos >= 0 ? `${pos + 1} of ${rows.length} in the filtered list` : "not in the filtered list"}</span>
-      <button type="button" id="next" ${pos >= 0 && pos < rows.length - 1 ? "" : "disabled"}>next <kbd>j</kbd> ›</button>
+      <button type="button" id="prev">‹ prev <kbd>k</kbd></button>
+      <span class="muted">${pos >= 0 ? `${pos + 1} of ${rows.length} in the filtered list` : `no longer matches the filters (${rows.length} left)`}</span>
+      <button type="button" id="next">next <kbd>j</kbd> ›</button>
     </nav>
     <section class="problem">
       <h1><code>${esc(prob.id)}</code></h1>
@@ -418,9 +427,17 @@ function accept(n) {
   decide("accept", { candidate_id: c.candidate_id });
 }
 function step(delta) {
+  // next/previous in the filtered list; if this problem left the list (e.g. "not reviewed" and it was just
+  // reviewed), go to the nearest filtered problem after/before it in run order
+  const all = state.list.problems.map((p) => p.id);
+  const here = all.indexOf(state.problem.problem.id);
   const rows = filtered();
   const pos = rows.findIndex((p) => p.id === state.problem.problem.id);
-  const next = rows[pos + delta];
+  let next = pos >= 0 ? rows[pos + delta] : null;
+  if (pos < 0) {
+    const after = rows.filter((p) => (delta > 0 ? all.indexOf(p.id) > here : all.indexOf(p.id) < here));
+    next = delta > 0 ? after[0] : after[after.length - 1];
+  }
   if (next) location.hash = problemHash(next.id);
   else toast(delta > 0 ? "Last problem in this list" : "First problem in this list");
 }

@@ -1,0 +1,153 @@
+"""End to end in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright) against `limo review` on
+127.0.0.1: open the run, filter the list, accept a candidate with the keyboard, reload (the decision is still
+there), rerun select + export (the accepted candidate is in the dataset, over the better-scored one), save a
+screenshot to test-artifacts/review.png, and check that no request left 127.0.0.1.
+"""
+
+import json
+import shutil
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from limo.review.decisions import decisions_path, load_decisions
+from limo.review.server import make_server, start_in_thread
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PROBLEM = "test/intermediate_algebra/1994.json"
+HOST = "127.0.0.1"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        shutil.which("chromium") is None and not Path(CHROMIUM).exists(),
+        reason="Debian chromium is not installed (run scripts/install-browser.sh or `make setup`)",
+    ),
+]
+
+
+def rerun_select_export(run_dir: Path) -> Path:
+    """Rerun stages 09 select and 10 export on the run's scored candidates, as `limo curate` does after review."""
+    from limo.runs import Run, StageContext, stage_stats
+    from limo.stages import export, select
+
+    run = Run(run_dir)
+    ds = run.load(8, "score")
+    for index, name, module, cfg in (
+        (9, "select", select, select.Config(target_size=817)),
+        (10, "export", export, export.Config(formats=["hf", "messages"], datacard=False)),
+    ):
+        stage_dir = run.stage_dir(index, name)
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        ctx = StageContext(run_dir=run.root, stage_dir=stage_dir, generation_cache=run.root / "gen.sqlite")
+        result = module.run(ds, cfg, ctx)
+        run.save(index, name, result, cfg, f"review-e2e-{name}", stage_stats(len(ds), result, 0.0))
+        ds = result.kept
+    return run.root / "export"
+
+
+def exported_pick(export_dir: Path, problem_id: str) -> tuple[str, str]:
+    """(candidate_id from the HF export, assistant text from messages.jsonl) for one problem."""
+    from datasets import load_from_disk
+
+    hf = load_from_disk(str(export_dir / "hf"))
+    cids = [row["candidate_id"] for row in hf if row["id"] == problem_id]
+    lines = [json.loads(x) for x in (export_dir / "messages.jsonl").read_text().splitlines()]
+    records = [rec for rec in lines if rec["id"] == problem_id]
+    assistant = [m["content"] for rec in records for m in rec["messages"] if m["role"] == "assistant"]
+    assert len(cids) == 1 and len(assistant) == 1
+    return cids[0], assistant[0]
+
+
+def test_review_in_chromium(review_run):
+    from playwright.sync_api import sync_playwright
+
+    from limo.review.data import load_review_data
+
+    candidates = load_review_data(review_run).candidates[PROBLEM]
+    best, second = candidates[0], candidates[1]
+    assert best["quality_score"] > second["quality_score"]  # accepting #2 must override the score
+
+    # without a decision, select keeps the best-scored candidate
+    assert exported_pick(rerun_select_export(review_run), PROBLEM)[0] == best["candidate_id"]
+
+    server = make_server(review_run, port=0, reviewer="e2e")
+    start_in_thread(server)
+    requests: list[str] = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            context = browser.new_context(viewport={"width": 1500, "height": 1000})
+            context.on("request", lambda r: requests.append(r.url))
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+
+            # 1. open the run
+            page.goto(server.url)
+            page.wait_for_selector("tr[data-id]")
+            assert page.locator("tr[data-id]").count() == 4
+            assert page.inner_text("#progress-text") == "0 / 4 reviewed"
+
+            # 2. filter the list: subject, then "not reviewed"
+            page.select_option("#f-subject", "Intermediate Algebra")
+            page.select_option("#f-reviewed", "no")
+            assert page.locator("tr[data-id]").count() == 1
+            assert page.inner_text("#shown") == "1 of 4 shown"
+            assert page.get_attribute("tr[data-id]", "data-id") == PROBLEM
+            assert "subject=Intermediate+Algebra" in page.url
+
+            # 3. open it and accept candidate 2 with the keyboard
+            page.keyboard.press("Enter")
+            page.wait_for_selector(".cand")
+            assert page.locator(".cand").count() == len(candidates)
+            assert page.locator(".katex").count() > 0  # LaTeX rendered by the bundled KaTeX
+            assert page.locator(".resp mark.hl").count() > 0  # feature evidence highlighted
+            page.keyboard.press("2")
+            page.wait_for_selector("#cand-2.accepted")
+            assert load_decisions(decisions_path(review_run))[PROBLEM].candidate_id == second["candidate_id"]
+
+            # 4. reload: the decision is still there
+            page.reload()
+            page.wait_for_selector("#cand-2.accepted")
+            assert page.locator(".cand.accepted").count() == 1
+            assert "accepted #2" in page.inner_text("#decision")
+            assert page.inner_text("#progress-text") == "1 / 4 reviewed"
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "review.png"))
+            page.keyboard.press("g")
+            page.wait_for_selector("table.problems")
+            assert page.locator("tr[data-id]").count() == 0  # filter "not reviewed" now hides it
+            assert page.inner_text("#shown") == "0 of 4 shown"
+            page.select_option("#f-reviewed", "accepted")
+            assert "accepted #2" in page.inner_text(f'tr[data-id="{PROBLEM}"]')
+            page.screenshot(path=str(ARTIFACTS / "review-list.png"))
+            assert errors == []
+            browser.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    # 5. rerun select + export: the human choice is in the dataset
+    cid, assistant = exported_pick(rerun_select_export(review_run), PROBLEM)
+    assert cid == second["candidate_id"]
+    assert assistant == second["text"]
+
+    # the page works offline: nothing left 127.0.0.1
+    assert requests, "the browser made no requests?"
+    outside = [u for u in requests if urlsplit(u).scheme not in ("data", "about") and urlsplit(u).hostname != HOST]
+    assert outside == []
+    assert any("/static/katex/fonts/" in u for u in requests)  # fonts came from the package, not a CDN
+    assert (ARTIFACTS / "review.png").stat().st_size > 10_000
