@@ -56,6 +56,19 @@ def generate(
 
 
 @app.command()
+def curate(
+    recipe: Annotated[Path, typer.Argument(help="curation recipe YAML")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="run directory (resumed if it exists)")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="recipe override a.b=value (repeatable)")] = None,
+    cache: Annotated[Path | None, typer.Option(help="generation cache (SQLite)")] = None,
+):
+    """Curate a training set: pool, dedup, decontaminate, difficulty, diversity, ... (resumable stages)."""
+    from limo.curate import load_curate_recipe, run_curate
+
+    run_curate(load_curate_recipe(recipe, list(set_ or [])), out, cache)
+
+
+@app.command()
 def review(
     args: Annotated[list[str], typer.Argument(help="RUN (a curation run dir), or: merge A.jsonl B.jsonl ... -o OUT")],
     port: Annotated[int, typer.Option(help="port on 127.0.0.1 (0 = any free port)")] = 8765,
@@ -103,6 +116,90 @@ def grade(
     from limo.grading import grade_jsonl
 
     grade_jsonl(input, out, timeout_s=timeout, workers=workers, response_field=response_field, answer_field=answer_field)
+
+
+@app.command("eval")
+def eval_(
+    out: Annotated[Path, typer.Option("--out", "-o", help="output dir: results.json, samples.jsonl, results.md")],
+    model: Annotated[str, typer.Option(help="alias, hub id, directory or .gguf")] = "smollm2-135m",
+    engine: Annotated[str, typer.Option(help="hf | vllm | openai | ray")] = "hf",
+    benchmarks: Annotated[str, typer.Option(help="comma-separated names or .jsonl/.parquet paths")] = "math500",
+    benchmark: Annotated[list[str] | None, typer.Option(help="a benchmark name or file (repeatable)")] = None,
+    protocol: Annotated[str, typer.Option(help="greedy (pass@1) | paper-sampled (16 samples, T=0.7)")] = "greedy",
+    n: Annotated[int | None, typer.Option(help="samples per problem (default: from the protocol)")] = None,
+    temperature: Annotated[float | None, typer.Option(help="default: from the protocol")] = None,
+    top_p: Annotated[float | None, typer.Option(help="default: from the protocol")] = None,
+    max_tokens: Annotated[int, typer.Option(help="max completion tokens (LIMO: 32768)")] = 32768,
+    limit: Annotated[int | None, typer.Option(help="first N problems of each benchmark")] = None,
+    seed: int = 0,
+    batch_size: int = 8,
+    base_url: Annotated[str, typer.Option(help="openai engine: server URL")] = "http://127.0.0.1:8000/v1",
+    concurrency: Annotated[int, typer.Option(help="openai engine: parallel requests")] = 8,
+    cache: Annotated[Path | None, typer.Option(help="generation cache (SQLite)")] = None,
+    grade_timeout: Annotated[float, typer.Option(help="hard seconds per graded item")] = 5.0,
+    grade_workers: Annotated[int | None, typer.Option(help="grading processes")] = None,
+):
+    """Evaluate a model on benchmarks: generate (cached), grade, write results.json / samples.jsonl / results.md."""
+    from limo.engines import EngineConfig
+    from limo.eval.run import EvalConfig, run_eval
+
+    names = [b.strip() for b in benchmarks.split(",") if b.strip()] if not benchmark else []
+    names += list(benchmark or [])
+    cfg = EvalConfig(
+        model=model,
+        engine=EngineConfig(model=model, engine=engine, batch_size=batch_size, base_url=base_url, concurrency=concurrency),
+        benchmarks=names,
+        protocol=protocol,
+        n=n,
+        temperature=temperature,
+        top_p=top_p,
+        max_tokens=max_tokens,
+        limit=limit,
+        seed=seed,
+        cache=str(cache) if cache else None,
+        grade_timeout_s=grade_timeout,
+        grade_workers=grade_workers,
+    )
+    run_eval(cfg, out)
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="eval output dirs; the first is the baseline")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="output dir (default: <first run>/../compare)")] = None,
+    seed: int = 0,
+):
+    """Compare eval runs: side-by-side scores, paired differences with a permutation test, a bar chart."""
+    from limo.eval.compare import compare_runs
+
+    compare_runs(list(runs), out, seed=seed)
+
+
+@app.command("run")
+def run_(
+    recipe: Annotated[Path, typer.Argument(help="recipe YAML with curation keys plus train: and eval:")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="run directory (resumed if it exists)")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="recipe override a.b=value (repeatable)")] = None,
+    cache: Annotated[Path | None, typer.Option(help="generation cache (SQLite)")] = None,
+    skip_base_eval: Annotated[bool, typer.Option(help="evaluate only the fine-tuned model")] = False,
+):
+    """The whole loop: curate -> train -> eval (base and fine-tuned) -> RUN/report.md. Every step resumes."""
+    from limo.pipeline import run_pipeline
+
+    run_pipeline(recipe, out, list(set_ or []), cache, skip_base_eval=skip_base_eval)
+
+
+@app.command()
+def experiment(
+    grid: Annotated[Path, typer.Argument(help="grid YAML: base recipe, dataset variants, base models")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="experiment directory (resumed if it exists)")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="grid override a.b=value (repeatable)")] = None,
+    cache: Annotated[Path | None, typer.Option(help="generation cache (SQLite)")] = None,
+):
+    """The paper's ablations: train + evaluate every dataset variant x base model; one table and plots."""
+    from limo.experiment import run_experiment
+
+    run_experiment(grid, out, list(set_ or []), cache)
 
 
 def main() -> None:
