@@ -6,6 +6,7 @@ each variant is then cut from its outputs, trained on every base model and evalu
     name: quality-ablation
     recipe: ../demo.yaml          # relative to the grid file
     models: [smollm2-135m]        # default: the recipe's train.model
+    model_train: {mistralai/Mistral-Small-24B-Instruct-2501: {chat_template: mistral}}  # per-model train keys
     include_base: true            # also evaluate each base model without fine-tuning
     set: [train.epochs=1]         # overrides applied to the recipe
     variants:
@@ -62,6 +63,7 @@ class Grid:
     variants: list[Variant]
     name: str = "experiment"
     models: list[str] = field(default_factory=list)
+    model_train: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-model train overrides
     include_base: bool = False
     set: list[str] = field(default_factory=list)
 
@@ -164,7 +166,8 @@ def run_experiment(grid_path: str | Path, out_dir: str | Path, overrides: list[s
         write_jsonl(data, [{"id": r["id"], "messages": messages_of(r, curate_recipe.export)} for r in rows])
         for model in models:
             mdir = vdir / _slug(model)
-            model_dir, _ = train_step({**recipe["train"], "model": model}, data, mdir / "train")
+            train_cfg = {**recipe["train"], **grid.model_train.get(model, {}), "model": model}
+            model_dir, _ = train_step(train_cfg, data, mdir / "train")
             res = eval_step(recipe["eval"], str(model_dir), mdir / "eval", cache_path, local_fingerprint(str(model_dir)))
             entries.append(_entry(variant.name, model, variant, {"examples": len(rows), **counts}, res, mdir / "eval"))
     result = {"name": grid.name, "grid": str(grid_path), "benchmarks": _benchmarks(entries), "entries": entries}
