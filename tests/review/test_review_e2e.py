@@ -27,6 +27,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PROBLEM = "test/intermediate_algebra/1994.json"
+REJECT = "test/algebra/2584.json"
 HOST = "127.0.0.1"
 
 pytestmark = [
@@ -134,6 +135,19 @@ def test_review_in_chromium(review_run):
             page.select_option("#f-reviewed", "accepted")
             assert "accepted #2" in page.inner_text(f'tr[data-id="{PROBLEM}"]')
             page.screenshot(path=str(ARTIFACTS / "review-list.png"))
+
+            # reject another problem with x and annotate it with n
+            page.goto(server.url + "#/?subject=Algebra")
+            page.wait_for_selector(f'tr[data-id="{REJECT}"]')
+            page.keyboard.press("Enter")
+            page.wait_for_selector(".cand")
+            page.keyboard.press("x")
+            page.wait_for_selector("#decision.reject")
+            page.keyboard.press("n")
+            page.keyboard.type("both candidates skip the domain check")
+            page.keyboard.press("Control+Enter")
+            page.wait_for_selector("ul.notes li")
+            assert "2 / 4 reviewed" == page.inner_text("#progress-text")
             assert errors == []
             browser.close()
     finally:
@@ -141,9 +155,16 @@ def test_review_in_chromium(review_run):
         server.server_close()
 
     # 5. rerun select + export: the human choice is in the dataset
-    cid, assistant = exported_pick(rerun_select_export(review_run), PROBLEM)
+    export_dir = rerun_select_export(review_run)
+    cid, assistant = exported_pick(export_dir, PROBLEM)
     assert cid == second["candidate_id"]
     assert assistant == second["text"]
+    exported_ids = [json.loads(x)["id"] for x in (export_dir / "messages.jsonl").read_text().splitlines()]
+    assert REJECT not in exported_ids and len(exported_ids) == 3
+    stats = json.loads((review_run / "09_select" / "stats.json").read_text())
+    assert stats["dropped_by_reason"]["human_rejected"] == 2 and stats["human_accepted"] == 1
+    rejected = load_decisions(decisions_path(review_run))[REJECT]
+    assert rejected.action == "reject" and rejected.notes[0].text == "both candidates skip the domain check"
 
     # the page works offline: nothing left 127.0.0.1
     assert requests, "the browser made no requests?"

@@ -111,6 +111,7 @@ def test_decisions_via_api(server, review_run):
 
 
 def test_guards_and_static(server):
+    assert call(server, "/api/problems")[1]["warnings"] == []
     assert call(server, "/api/problem/ghost")[0] == 404
     assert call(server, "/api/problems", headers={"Host": "evil.example:80"})[0] == 403
     assert call(server, "/static/../server.py")[0] == 404
@@ -164,6 +165,8 @@ def test_run_without_candidates(tmp_path, review_run):
     pq.write_table(table.drop(["candidate_id"]), tmp_path / "nocol" / "08_score" / "data.parquet")
     with pytest.raises(InputError, match="field 'candidate_id'"):
         load_review_data(tmp_path / "nocol")
+    (review_run / "08_score" / "done").unlink()  # an interrupted score stage: shown, with a warning
+    assert "no done marker" in load_review_data(review_run).warnings[0]
     proc = subprocess.run([*LIMO, "review", str(tmp_path / "bare"), "--port", "0"], capture_output=True, text=True)
     assert proc.returncode == 2 and "no candidates to review yet" in proc.stderr and "Traceback" not in proc.stderr
 

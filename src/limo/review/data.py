@@ -75,6 +75,7 @@ class ReviewData:
     source: Path
     problems: dict[str, dict[str, Any]]  # problem id -> problem fields
     candidates: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # problem id -> candidates, best first
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def problem_ids(self) -> list[str]:
@@ -176,4 +177,10 @@ def load_review_data(run_dir: str | Path) -> ReviewData:
         candidates[pid].sort(key=_sort_key)
         for index, cand in enumerate(candidates[pid], start=1):
             cand["index"] = index
-    return ReviewData(run_dir=run_dir, source=source, problems=problems, candidates=candidates)
+    warnings = []
+    if not (source.parent / "done").exists():
+        warnings.append(
+            f"{source.parent} has no done marker: the score stage did not finish (or is running); "
+            "showing the candidates written so far"
+        )
+    return ReviewData(run_dir=run_dir, source=source, problems=problems, candidates=candidates, warnings=warnings)

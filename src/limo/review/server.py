@@ -67,6 +67,7 @@ class ReviewState:
             "problems": rows,
             "broken_lines": [{"path": b.path, "line": b.line, "message": b.message, "text": b.text} for b in broken],
             "unknown_problems": unknown,
+            "warnings": self.data.warnings,
         }
 
     def problem_payload(self, problem_id: str) -> dict[str, Any] | None:
@@ -232,6 +233,8 @@ def serve(run_dir: str | Path, port: int = 8765, reviewer: str = "") -> None:
             },
         )
     )
+    for warning in payload["warnings"]:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
     for broken in payload["broken_lines"]:
         console.print(f"[yellow]warning:[/yellow] unreadable line skipped (kept in the file): {broken['message']}")
     console.print("Press Ctrl-C to stop. Decisions are saved as you make them.")

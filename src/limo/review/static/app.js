@@ -89,7 +89,7 @@ async function loadList() {
   $("#run-name").textContent = L.run;
   $("#progress-text").textContent = `${L.reviewed} / ${L.total} reviewed`;
   $("#progress-bar").style.width = `${L.total ? (100 * L.reviewed) / L.total : 0}%`;
-  const notes = [];
+  const notes = L.warnings.map((w) => esc(w));
   if (L.broken_lines.length) {
     notes.push(
       `<b>${L.broken_lines.length} unreadable line(s) in the decisions file</b> were skipped; they stay in the file ` +
