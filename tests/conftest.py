@@ -4,9 +4,12 @@ Each test gets its own LIMO_CACHE-free generation cache via `tmp_path`; converte
 limo cache so the GGUF is de-quantised once per machine.
 """
 
-import pytest
+from pathlib import Path
 
-from limo.paths import data_dir
+import pytest
+import yaml
+
+from limo.paths import REPO_ROOT, data_dir
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +37,51 @@ def smollm2_engine(smollm2_backend, tmp_path):
     engine = CachedEngine(EngineConfig(model="smollm2-135m", engine="hf", batch_size=8), GenerationCache(tmp_path / "gen.sqlite"))
     engine._backend = smollm2_backend
     return engine
+
+
+def _tiny_recipe(tmp_path: Path, **train_overrides) -> Path:
+    """A tiny `limo run` recipe: our demo pool, the embedded model, a 4-problem benchmark."""
+    recipe = {
+        "name": "tiny",
+        "seed": 0,
+        "pool": {"sources": [{"name": "demo", "path": str(REPO_ROOT / "recipes/data/demo_pool.jsonl"), "limit": 12}]},
+        "difficulty": {
+            "weak": {
+                "engine": {"model": "smollm2-135m", "engine": "hf", "batch_size": 12},
+                "sampling": {"temperature": 0.7, "max_tokens": 24, "seed": 0},
+                "n": 1,
+            },
+            "weak_drop_at": 1,
+        },
+        "diversity": {"target_size": 10},
+        "solutions": {"models": [], "columns": ["solution"]},
+        "score": {"levels": "quantile", "length_words": [5, 30, 8000]},
+        "select": {"target_size": 8},
+        "train": {
+            "model": "smollm2-135m",
+            "chat_template": "chatml",
+            "cutoff": 256,
+            "learning_rate": 1e-4,
+            "epochs": 1,
+            "max_steps": 2,
+            "global_batch_size": 2,
+            "per_device_batch_size": 2,
+            "gradient_checkpointing": False,
+            "save_strategy": "no",
+            **train_overrides,
+        },
+        "eval": {
+            "benchmarks": [str(REPO_ROOT / "tests/data/tiny_bench.jsonl")],
+            "max_tokens": 24,
+            "engine": {"engine": "hf", "batch_size": 4},
+        },
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def tiny_recipe():
+    """Factory: tiny_recipe(tmp_path, **train_overrides) -> path of a tiny end-to-end recipe."""
+    return _tiny_recipe
