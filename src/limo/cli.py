@@ -36,6 +36,9 @@ def generate(
     batch_size: int = 8,
     base_url: Annotated[str, typer.Option(help="openai engine: server URL")] = "http://127.0.0.1:8000/v1",
     concurrency: Annotated[int, typer.Option(help="openai engine: parallel requests")] = 8,
+    endpoint: Annotated[str, typer.Option(help="openai engine: chat | completions")] = "chat",
+    max_retries: Annotated[int, typer.Option(help="openai engine: retries per request")] = 6,
+    timeout: Annotated[float, typer.Option(help="openai engine: seconds per request")] = 600.0,
     cache: Annotated[Path | None, typer.Option(help="generation cache (SQLite)")] = None,
     replicas: Annotated[int, typer.Option(help="ray engine: number of replicas")] = 1,
     inner_engine: Annotated[str, typer.Option(help="ray engine: engine each replica runs (hf | vllm)")] = "hf",
@@ -46,6 +49,7 @@ def generate(
     from limo.generate import run_generate
 
     cfg = EngineConfig(model=model, engine=engine, batch_size=batch_size, base_url=base_url, concurrency=concurrency)
+    cfg.endpoint, cfg.max_retries, cfg.timeout_s = endpoint, max_retries, timeout
     if engine == "ray":
         cfg.inner, cfg.replicas, cfg.ray_address = {"engine": inner_engine}, replicas, ray_address
     sampling = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed, stop=tuple(stop or ()))
