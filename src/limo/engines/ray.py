@@ -28,6 +28,7 @@ Each replica asks Ray for one CPU, plus `tensor_parallel_size` GPUs for vllm (or
 """
 
 import os
+import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
@@ -36,6 +37,7 @@ from limo.engines.base import Completion, EngineConfig, Request
 from limo.errors import LimoError
 
 RAY_FIELDS = ("inner", "replicas", "ray_address")
+PING_TRIES, PING_PAUSE_S = 120, 0.5  # how long a restarting replica may stay unreachable: about a minute
 # environment the replicas need to find the same data, caches and converted models as the driver
 PASSED_ENV = ("LIMO_DATA", "LIMO_CACHE", "HF_HOME", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 
@@ -67,6 +69,13 @@ class Chunk:
 
     positions: list[int]
     attempts: int = 0
+
+
+@dataclass
+class Ping:
+    """A liveness check sent to a replica after one of its chunks failed."""
+
+    tries: int = 1
 
 
 def split_by_prompt(requests: list[Request], size: int) -> list[Chunk]:
@@ -143,6 +152,7 @@ class RayBackend:
         self.batch_size = self.chunk_size * cfg.replicas * queue_per_replica
         self.retried_chunks = 0
         self.dead_replicas: list[int] = []
+        self.chunks_done = [0] * cfg.replicas  # per replica: how the work was spread
 
         self._started_ray = False
         if not ray.is_initialized():
@@ -188,6 +198,27 @@ class RayBackend:
     def replica_pids(self) -> list[int]:
         return [info["pid"] for info in self.replica_info]
 
+    def refresh_info(self) -> list[dict]:
+        """Ask every live replica for its process id and host again, waiting for restarting ones (a restarted
+        actor has a new process); replicas that are gone for good join `dead_replicas`."""
+        import ray
+        from ray.exceptions import ActorUnavailableError, RayActorError
+
+        for i in range(len(self.replicas)):
+            for tries in range(1, PING_TRIES + 1):
+                if i in self.dead_replicas:
+                    break
+                try:
+                    self.replica_info[i] = ray.get(self.replicas[i].info.remote())
+                    break
+                except ActorUnavailableError:
+                    if tries == PING_TRIES:
+                        self.dead_replicas.append(i)
+                    time.sleep(PING_PAUSE_S)
+                except RayActorError:
+                    self.dead_replicas.append(i)
+        return self.replica_info
+
     def generate_stream(self, requests: list[Request]) -> Iterator[tuple[list[Request], list[Completion]]]:
         """Yield (requests of a chunk, their completions) as chunks finish, in completion order."""
         import ray
@@ -197,9 +228,9 @@ class RayBackend:
         alive = [i for i in range(len(self.replicas)) if i not in self.dead_replicas]
         ready = set(alive)  # replicas that take new chunks (not recovering from a failure)
         load = dict.fromkeys(alive, 0)
-        inflight: dict = {}  # ObjectRef -> (replica index, Chunk or None for a ping)
+        inflight: dict = {}  # ObjectRef -> (replica index, Chunk | Ping)
 
-        while pending or any(chunk is not None for _, chunk in inflight.values()):
+        while pending or any(isinstance(job, Chunk) for _, job in inflight.values()):
             for i in sorted(ready, key=lambda i: load[i]):
                 while pending and load[i] < self.queue_per_replica:
                     chunk = pending.popleft()
@@ -212,35 +243,43 @@ class RayBackend:
                     "requests left (finished ones are in the cache; rerun to resume)"
                 )
             (ref,), _ = ray.wait(list(inflight), num_returns=1)
-            i, chunk = inflight.pop(ref)
-            if chunk is not None:
+            i, job = inflight.pop(ref)
+            if isinstance(job, Chunk):
                 load[i] -= 1
             try:
                 result = ray.get(ref)
-            except RayActorError:
-                self._on_failure(i, chunk, pending, ready, inflight)
+            except RayActorError as e:
+                self._on_failure(i, job, e, pending, ready, inflight)
                 continue
-            if chunk is None:  # a recovering (restarted) replica answered its ping: it takes work again
+            if isinstance(job, Ping):  # a recovering (restarted) replica answered: it takes work again
                 self.replica_info[i] = result
                 ready.add(i)
                 continue
-            yield [requests[p] for p in chunk.positions], result
+            self.chunks_done[i] += 1
+            yield [requests[p] for p in job.positions], result
 
-    def _on_failure(self, i: int, chunk: Chunk | None, pending: deque, ready: set, inflight: dict) -> None:
-        if chunk is None:  # the ping failed too: the actor is gone for good
-            self.dead_replicas.append(i)
+    def _on_failure(self, i: int, job, error: Exception, pending: deque, ready: set, inflight: dict) -> None:
+        from ray.exceptions import ActorUnavailableError
+
+        if isinstance(job, Ping):
+            # unavailable = not reachable right now (restarting); died = no restarts left
+            if isinstance(error, ActorUnavailableError) and job.tries < PING_TRIES:
+                time.sleep(PING_PAUSE_S)
+                inflight[self.replicas[i].info.remote()] = (i, Ping(job.tries + 1))
+            else:
+                self.dead_replicas.append(i)
             return
-        chunk.attempts += 1
-        if chunk.attempts >= self.max_attempts:
+        job.attempts += 1
+        if job.attempts >= self.max_attempts:
             raise LimoError(
-                f"ray engine: a chunk of {len(chunk.positions)} requests killed its replica {chunk.attempts} times; "
+                f"ray engine: a chunk of {len(job.positions)} requests lost its replica {job.attempts} times; "
                 "giving up (finished requests are in the cache)"
             )
         self.retried_chunks += 1
-        pending.appendleft(chunk)
+        pending.appendleft(job)
         if i in ready:  # first failure seen from this replica: stop feeding it, ask whether it comes back
             ready.discard(i)
-            inflight[self.replicas[i].info.remote()] = (i, None)
+            inflight[self.replicas[i].info.remote()] = (i, Ping())
 
     def generate_batch(self, requests: list[Request]) -> list[Completion]:
         """All completions for `requests`, in order (runs the chunks on every replica)."""
