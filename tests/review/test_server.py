@@ -1,13 +1,13 @@
 """The review server's JSON API over a real (small) scored run, its guards, and runs without candidates."""
 
 import json
+import os
 import re
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -173,11 +173,16 @@ def test_run_without_candidates(tmp_path, review_run):
 
 @pytest.mark.slow
 def test_limo_review_command_serves_the_run(review_run, tmp_path):
-    """The real command: starts, prints its 127.0.0.1 URL, answers the API, stops on SIGTERM/SIGINT."""
+    """The real command: starts, warns about a broken decision line, prints its 127.0.0.1 URL, answers the API,
+    stops on Ctrl-C."""
+    decisions = decisions_path(review_run)
+    decisions.parent.mkdir(parents=True)
+    complete = '{"problem_id": "test/algebra/2584.json", "action": "reject", "reviewer": "a", "ts": 1}\n'
+    decisions.write_text(complete + '{"pro')
     log = tmp_path / "server.log"
     with log.open("w") as out:
-        proc = subprocess.Popen([*LIMO, "review", str(review_run), "--port", "0", "--reviewer", "cli"],
-                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        cmd = [*LIMO, "review", str(review_run), "--port", "0", "--reviewer", "cli"]
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "400"})
     try:
         url = None
         for _ in range(600):
@@ -190,8 +195,10 @@ def test_limo_review_command_serves_the_run(review_run, tmp_path):
         assert url, log.read_text()
         with urllib.request.urlopen(url + "api/problems", timeout=30) as res:
             body = json.loads(res.read())
-        assert body["total"] == 4 and body["reviewer"] == "cli"
+        assert body["total"] == 4 and body["reviewer"] == "cli" and body["reviewed"] == 1
     finally:
         proc.send_signal(2)
         proc.wait(timeout=30)
-    assert "problems" in log.read_text() and Path(review_run).is_dir()
+    text = " ".join(log.read_text().split())
+    assert "unreadable line skipped (kept in the file)" in text and "decisions.jsonl, line 2" in text
+    assert decisions.read_text().endswith('{"pro')  # untouched

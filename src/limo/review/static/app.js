@@ -182,7 +182,7 @@ function showList() {
       if (again && again.tagName === "INPUT") { again.focus(); again.setSelectionRange(again.value.length, again.value.length); }
     });
   }
-  for (const el of document.querySelectorAll(".preview")) renderMathIn(el);
+  for (const el of document.querySelectorAll(".preview")) renderMathIn(el, true);
   for (const tr of document.querySelectorAll("tr[data-id]")) {
     tr.addEventListener("click", (ev) => { if (ev.target.tagName !== "A") location.hash = problemHash(tr.dataset.id); });
   }
@@ -258,12 +258,13 @@ function renderResponse(text, evidence) {
   return html;
 }
 
-function renderMathIn(el) {
+function renderMathIn(el, inlineOnly = false) {
+  // inlineOnly: one-line previews in the list render display formulas inline
   if (window.renderMathInElement) {
     renderMathInElement(el, {
       delimiters: [
-        { left: "$$", right: "$$", display: true },
-        { left: "\\[", right: "\\]", display: true },
+        { left: "$$", right: "$$", display: !inlineOnly },
+        { left: "\\[", right: "\\]", display: !inlineOnly },
         { left: "\\(", right: "\\)", display: false },
         { left: "$", right: "$", display: false },
         ...["align", "align*", "aligned", "equation", "equation*", "gather", "gather*", "eqnarray", "eqnarray*"].map(
