@@ -162,7 +162,7 @@ def extract_answer(text: str | None) -> str | None:
 # sentence counts (a response cut off mid-computation has no concluding sentence and stays `no_answer`).
 _VALUE = r"(\\\(.+?\\\)|\$[^$\n]{1,80}\$|-?\\?\$?\d[\d,]*(?:\.\d+)?%?|-?\.\d+)"
 _CONCLUDE_IS = re.compile(
-    r"(?i:(?:\b(?:is|are|be|equals|was|has|have)|=)\s+(?:indeed\s+|exactly\s+|simply\s+|still\s+|just\s+)?"
+    r"(?i:(?:\b(?:is|are|be|equals|was|has|have|at|with)|=)\s+(?:indeed\s+|exactly\s+|simply\s+|still\s+|just\s+)?"
     r"(?:equal\s+to\s+)?)" + _VALUE + r"(?:\\\)|\$)?(?:\s*(?:[a-zA-Z%°²³]+)){0,3}\s*[.!]?\s*$"
 )
 _CONCLUDE_VALUE_IS = re.compile(
@@ -174,17 +174,33 @@ _CONCLUDE_CUE = re.compile(
 _FILLER = re.compile(r"(?i)^(?:i think|i'm|i am|everything|yes|that|this|so,? i)\b[^0-9$\\]*$")
 
 
+_END_MARKERS = re.compile(r"<\|end_of_(?:solution|thought)\|>|<\|im_end\|>|</s>")
+
+
 def conclusion_answer(tail: str) -> str | None:
-    """The value a concluding sentence states, from the last 3 non-empty lines (filler sentences skipped)."""
+    """The value a concluding sentence states, from the last 3 non-empty lines.
+
+    Filler ("I think that's the answer.") and finished sentences without any digit are skipped; a display line
+    (`$$\\tan A = 2$$`) counts when the sentence before it carries the cue ("In conclusion, we have: ...").
+    """
+    tail = _END_MARKERS.sub("", tail)
     lines = [ln.strip() for ln in tail.split("\n") if ln.strip()][-3:]
     sentences: list[str] = []
     for ln in lines:
+        display = re.fullmatch(r"\$\$(.+)\$\$|\\\[(.+)\\\]", ln)
+        if display:
+            sentences.append((display.group(1) or display.group(2)).strip())
+            continue
         sentences.extend(s for s in re.split(r"(?<=[.!?])\s+(?=[A-Z])", ln) if s.strip())
-    for sent in reversed(sentences[-4:]):
-        sent = sent.strip()
+    sentences = sentences[-5:]
+    for i in range(len(sentences) - 1, -1, -1):
+        sent = sentences[i].strip()
         if _FILLER.match(sent):
             continue
-        if not _CONCLUDE_CUE.search(sent):
+        if sent[-1:] in ".!?" and not re.search(r"\d", sent):
+            continue  # a finished remark without a number ("It checks out.")
+        previous = sentences[i - 1] if i > 0 else ""
+        if not (_CONCLUDE_CUE.search(sent) or _CONCLUDE_CUE.search(previous)):
             return None
         m = _CONCLUDE_IS.search(sent) or _CONCLUDE_VALUE_IS.search(sent)
         if not m:
