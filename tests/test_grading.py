@@ -214,3 +214,44 @@ def test_agreement_with_source_grader(shared_data, name):
 
 def test_limo_data_has_traces():
     assert (data_dir() / "traces").is_dir()
+
+
+def test_limo_grade_cli(tmp_path):
+    from typer.testing import CliRunner
+
+    from limo.cli import app
+
+    src = tmp_path / "in.jsonl"
+    rows = [
+        {"id": "a", "response": "so \\boxed{025}", "answer": "25"},
+        {"id": "b", "response": "I give up", "answer": "3"},
+        {"id": "c", "response": "\\boxed{4}", "answer": 5},
+    ]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out.jsonl"
+    r = CliRunner().invoke(app, ["grade", str(src), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    got = [json.loads(line) for line in out.open()]
+    assert [(g["id"], g["verdict"], g["correct"], g["extracted"]) for g in got] == [
+        ("a", "correct", True, "025"),
+        ("b", "no_answer", False, None),
+        ("c", "incorrect", False, "4"),
+    ]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"response": "x", "answer": "1"}\n{"response": "y"}\n')
+    from limo.errors import InputError
+    from limo.grading import grade_jsonl
+
+    with pytest.raises(InputError) as e:
+        grade_jsonl(bad)
+    assert "line 2" in str(e.value) and "answer" in str(e.value)
+
+
+def test_grade_many_from_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    def job(k):
+        return [r.correct for r in grade_many([(f"\\boxed{{{k}}}", str(k)), ("\\boxed{0}", "1")], timeout_s=10)]
+
+    with ThreadPoolExecutor(4) as ex:
+        assert list(ex.map(job, range(8))) == [[True, False]] * 8

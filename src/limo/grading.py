@@ -33,6 +33,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -772,6 +773,14 @@ class GradingPool:
                     continue
                 if not w.ready and not dead and time.monotonic() - w.since < max(60.0, timeout_s):
                     continue  # still starting up (imports); the startup gets its own generous limit
+                if not w.ready:
+                    w.kill()
+                    from limo.errors import LimoError
+
+                    raise LimoError(
+                        f"a grading worker failed to start (exit code {w.proc.returncode}); "
+                        f"check that `{sys.executable} -c 'import limo.grading, math_verify'` works"
+                    )
                 if dead or time.monotonic() - w.since > timeout_s:
                     stuck = w.pending.popleft()
                     results[stuck] = GradeResult("timeout", _safe_extract(items[stuck][0]))
@@ -793,6 +802,7 @@ def _safe_extract(text: str | None) -> str | None:
 
 
 _POOL: GradingPool | None = None
+_POOL_LOCK = threading.RLock()
 
 
 def _pool(workers: int) -> GradingPool:
@@ -828,7 +838,8 @@ def grade_many(
     items = list(items)
     if not items:
         return []
-    return _pool(workers or default_workers()).grade_many(items, timeout_s=timeout_s, progress=progress)
+    with _POOL_LOCK:  # one shared pool: callers on several threads take turns
+        return _pool(workers or default_workers()).grade_many(items, timeout_s=timeout_s, progress=progress)
 
 
 def grade(response: str | None, gold: str | None, timeout_s: float = 5.0) -> GradeResult:
