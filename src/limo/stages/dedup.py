@@ -6,7 +6,7 @@ is >= `threshold`. Rows are visited in priority order (sources in `priority`, el
 order), so the kept row of a group is the one from the highest-priority source. Dropped rows carry
 `drop_reason` "exact_duplicate" / "near_duplicate", `duplicate_of` (the kept id) and `dup_similarity`.
 
-    dedup: {threshold: 0.7, num_perm: 128, shingle_size: 3, priority: [math_train, aime_1983_2023]}
+    dedup: {threshold: 0.8, num_perm: 128, shingle_size: 3, priority: [math_train, aime_1983_2023]}
 
 Benchmark: `python bench/dedup.py` (200k problems).
 """
@@ -29,7 +29,7 @@ _MAX_HASH = np.uint64((1 << 32) - 1)
 class Config:
     exact: bool = True
     near: bool = True
-    threshold: float = 0.7  # estimated Jaccard of word shingles
+    threshold: float = 0.8  # estimated Jaccard of word 3-gram shingles
     num_perm: int = 128
     shingle_size: int = 3
     priority: list[str] | None = None  # source names, highest priority first (default: recipe order)

@@ -25,6 +25,7 @@ from datasets import Dataset
 
 from limo.console import progress_bar
 from limo.errors import InputError, LimoError
+from limo.grading import last_boxed
 from limo.paths import REPO_ROOT, data_dir
 from limo.records import DROP_REASON, answer_to_str
 from limo.runs import StageContext, StageResult
@@ -86,37 +87,7 @@ def resolve_path(spec: str) -> Path:
     return REPO_ROOT / path if (REPO_ROOT / path).exists() else path
 
 
-# -- gold answers ---------------------------------------------------------------------------------------------------
-
-_BOX = re.compile(r"\\(?:boxed|fbox)\s*")
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last \\boxed{...} / \\fbox{...} (brace-matched, escaped braces skipped; `\\boxed 5` too)."""
-    starts = [m for m in _BOX.finditer(text)]
-    for m in reversed(starts):
-        i = m.end()
-        if i < len(text) and text[i] == "{":
-            depth, j = 0, i
-            while j < len(text):
-                ch = text[j]
-                if ch == "\\":
-                    j += 2
-                    continue
-                if ch == "{":
-                    depth += 1
-                elif ch == "}":
-                    depth -= 1
-                    if depth == 0:
-                        inner = text[i + 1 : j].strip()
-                        return inner or None
-                j += 1
-            continue  # unbalanced: try an earlier box
-        brace_less = re.match(r"([^\s$]+)", text[i:])
-        if brace_less:
-            return brace_less.group(1).rstrip(".") or None
-    return None
-
+# -- gold answers: the last \boxed{} uses limo.grading.last_boxed (the one extractor) ------------------------------
 
 def parse_level(value: Any) -> int | None:
     """MATH-style levels: 3, "3", "Level 3" -> 3; "Level ?" / None -> None."""

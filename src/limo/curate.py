@@ -1,0 +1,140 @@
+"""`limo curate RECIPE.yaml --out RUN`: the curation pipeline, an explicit list of resumable stages.
+
+    RUN/recipe.yaml         the resolved recipe
+    RUN/01_pool ... 05_diversity    one row = one problem (curation part 1)
+    RUN/06_solutions ... 10_export  candidates, verification, scoring, selection, export (part 2)
+    RUN/summary.json        rows in / out and drops per reason for every stage (also printed as a table)
+
+A stage whose `done` marker matches its chained config hash is loaded from disk, so a killed run resumes where it
+stopped and a changed stage config reruns that stage and everything after it. Generations go through the
+persistent cache (default limo.paths.default_generation_cache(); `--cache` overrides), so a resumed stage never
+regenerates a finished sample.
+
+Recipe top-level keys: seed, pool, dedup, decontaminate, difficulty, diversity (+ part 2: solutions, verify, score,
+select, export). Keys `name`, `train`, `eval`, `experiment` belong to other commands and are ignored here.
+
+    limo curate recipes/demo.yaml --out runs/demo --set difficulty.weak.n=4
+"""
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from limo.io import atomic_write_text, write_json
+from limo.recipes import apply_overrides, build, load_yaml
+from limo.runs import Run, Stage, StageContext, run_stages
+from limo.stages import decontaminate as decontaminate_stage
+from limo.stages import dedup as dedup_stage
+from limo.stages import difficulty as difficulty_stage
+from limo.stages import diversity as diversity_stage
+from limo.stages import pool as pool_stage
+
+IGNORED_KEYS = ("name", "train", "eval", "experiment")
+
+
+@dataclass
+class CurateRecipe:
+    """One field per stage config, in pipeline order."""
+
+    pool: pool_stage.Config
+    seed: int = 0
+    dedup: dedup_stage.Config = field(default_factory=dedup_stage.Config)
+    decontaminate: decontaminate_stage.Config = field(default_factory=decontaminate_stage.Config)
+    difficulty: difficulty_stage.Config = field(default_factory=difficulty_stage.Config)
+    diversity: diversity_stage.Config = field(default_factory=diversity_stage.Config)
+    # part 2 adds: solutions, verify, score, select, export
+
+
+def curate_stages(recipe: CurateRecipe) -> list[Stage]:
+    """The pipeline, in order. RUN/<NN>_<name>/ is numbered by position in this list."""
+    return [
+        Stage("pool", recipe.pool, pool_stage.run),
+        Stage("dedup", recipe.dedup, dedup_stage.run),
+        Stage("decontaminate", recipe.decontaminate, decontaminate_stage.run),
+        Stage("difficulty", recipe.difficulty, difficulty_stage.run),
+        Stage("diversity", recipe.diversity, diversity_stage.run),
+        # part 2 appends: solutions, verify, score, select, export
+    ]
+
+
+def _seeded(section: Any, cls: type, seed: int) -> Any:
+    """Stage configs with a `seed` field take the recipe's top-level seed unless they set their own (so the seed is
+    part of the stage's config hash)."""
+    section = dict(section or {})
+    section.setdefault("seed", seed)
+    return section
+
+
+def build_curate_recipe(data: dict[str, Any]) -> CurateRecipe:
+    """A CurateRecipe from a (combined) recipe dict; keys of other commands are ignored."""
+    data = {k: v for k, v in data.items() if k not in IGNORED_KEYS}
+    seed = data.get("seed", 0)
+    for f in dataclasses.fields(CurateRecipe):
+        cls = _config_class(f.name)
+        if cls is not None and "seed" in {g.name for g in dataclasses.fields(cls)}:
+            data[f.name] = _seeded(data.get(f.name), cls, seed)
+    return build(CurateRecipe, data, "recipe")
+
+
+def _config_class(name: str) -> type | None:
+    import typing
+
+    tp = typing.get_type_hints(CurateRecipe).get(name)
+    return tp if dataclasses.is_dataclass(tp) else None
+
+
+def load_curate_recipe(path: str | Path, overrides: list[str] | None = None) -> CurateRecipe:
+    return build_curate_recipe(apply_overrides(load_yaml(path), list(overrides or [])))
+
+
+def recipe_dict(recipe: CurateRecipe) -> dict[str, Any]:
+    return dataclasses.asdict(recipe)
+
+
+def run_curate(recipe: CurateRecipe, run_dir: str | Path, cache_path: str | Path | None = None) -> Path:
+    """Run (or resume) the pipeline in `run_dir`; returns the export dir (the last stage's dir before part 2)."""
+    from limo.console import console
+    from limo.paths import default_generation_cache
+
+    run = Run(run_dir)
+    resolved = yaml.safe_dump(recipe_dict(recipe), sort_keys=False, allow_unicode=True)
+    atomic_write_text(run.root / "recipe.yaml", resolved)
+    cache = Path(cache_path) if cache_path else default_generation_cache()
+    stages = curate_stages(recipe)
+    summary: list[dict[str, Any]] = []
+
+    def context(stage_dir: Path) -> StageContext:
+        return StageContext(run_dir=run.root, stage_dir=stage_dir, generation_cache=cache, seed=recipe.seed)
+
+    def on_stage(name: str, stats: dict, skipped: bool) -> None:
+        summary.append({"stage": name, "resumed": skipped, **stats})
+        state = "resumed from disk" if skipped else f"{stats.get('seconds', 0):.1f}s"
+        console.print(f"[bold]{name}[/bold]: {stats.get('rows_in')} -> {stats.get('rows_out')} rows ({state})")
+
+    from datasets import Dataset
+
+    run_stages(run, stages, Dataset.from_dict({}), context, on_stage)
+    write_json(run.root / "summary.json", summary)
+    console.print(summary_table(summary))
+    names = [s.name for s in stages]
+    if "export" in names:
+        return run.stage_dir(names.index("export") + 1, "export")
+    return run.stage_dir(len(stages), stages[-1].name)
+
+
+def summary_table(summary: list[dict[str, Any]]):
+    """One screen: stage, rows in / out, dropped by reason, seconds."""
+    from rich.table import Table
+
+    table = Table(title="limo curate")
+    for col in ("stage", "rows in", "rows out", "dropped by reason", "seconds"):
+        table.add_column(col, justify="right" if col in ("rows in", "rows out", "seconds") else "left")
+    for s in summary:
+        reasons = ", ".join(f"{k}: {v}" for k, v in s.get("dropped_by_reason", {}).items()) or "-"
+        rows_in = s.get("rows_read", s.get("rows_in")) if s["stage"] == "pool" else s.get("rows_in")
+        seconds = "resumed" if s.get("resumed") else f"{s.get('seconds', 0):.1f}"
+        table.add_row(s["stage"], str(rows_in), str(s.get("rows_out")), reasons, seconds)
+    return table

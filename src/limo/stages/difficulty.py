@@ -1,0 +1,243 @@
+"""Stage 04 `difficulty`: keep problems that are hard for models, sampling adaptively.
+
+Tier 1 (LIMO §2: problems a weak model solves "within a few attempts" are removed): the weak model is sampled up
+to k_max = `weak.n` times per problem; a problem solved >= `weak_drop_at` times is dropped ("too_easy_weak").
+Tier 2 (LIMO §2: stronger models; keep problems whose success rate stays below a threshold): each model in
+`strong` samples the survivors `n` times; a problem with pass rate > `strong_max_pass_rate` is dropped
+("too_easy_strong"), one with fewer than `strong_min_successes` successes is dropped ("unsolved_strong").
+
+Sampling is ADAPTIVE: problems are sampled in rounds of `round_size`, and a problem leaves as soon as its decision
+can no longer change (tier 1: successes >= s -> drop; successes + remaining < s -> keep; tier 2 likewise for its
+bounds). Optionally (`early_stop_eps` > 0) tier 1 also stops when a Beta-Binomial predictive bound says the
+decision changes with probability < eps (prior Beta(`prior_a`, `prior_b`)). Later rounds ask the cached engine for
+samples offset..offset+n-1 (`sample_offset`), so cache keys equal those of a non-adaptive run and a resumed run
+never regenerates a finished sample. Answers are graded with limo.grading.grade_many (the one verifier).
+
+Columns added: weak_attempts, weak_successes, weak_pass_rate, strong_attempts, strong_successes,
+strong_pass_rate (summed over strong models), strong_by_model (JSON {model: [attempts, successes]}),
+difficulty_tier (1 = survived the weak model, 2 = also the strong ones).
+
+Benchmark: `python bench/difficulty.py` (adaptive vs fixed k_max=8 on a simulated 10k pool).
+"""
+
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from datasets import Dataset
+
+from limo.console import console, progress_bar
+from limo.engines.base import EngineConfig, SamplingParams
+from limo.runs import StageContext, StageResult
+from limo.stages.common import ModelSpec, problem_prompt, to_rows, with_reason
+
+Decision = str | None  # "keep" | "drop" | None (undecided)
+GradeFn = Callable[[list[tuple[str, str]]], list[bool]]
+
+
+def _default_weak() -> ModelSpec:
+    # LIMO §2 uses Qwen2.5-Math-7B-Instruct as the weak filter; the embedded default runs on a laptop
+    return ModelSpec(EngineConfig(model="smollm2-135m"), SamplingParams(temperature=0.7, max_tokens=512), n=8)
+
+
+@dataclass
+class Config:
+    enabled: bool = True
+    weak: ModelSpec | None = field(default_factory=_default_weak)  # n = k_max
+    weak_drop_at: int = 1  # s: drop problems the weak model solves at least s times
+    strong: list[ModelSpec] = field(default_factory=list)
+    strong_max_pass_rate: float = 0.5  # keep problems with pass rate <= this for every strong model
+    strong_min_successes: int = 0  # 0 = keep problems no strong model solves
+    round_size: int = 1
+    early_stop_eps: float = 0.0  # 0 = exact stopping only (decisions identical to fixed k_max)
+    prior_a: float = 0.3
+    prior_b: float = 3.0
+    max_problems: int | None = None  # seeded subset of the input, the rest dropped as "not_in_subset"
+    grade_timeout_s: float = 5.0
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.weak_drop_at < 1:
+            raise ValueError("weak_drop_at must be >= 1")
+        if not 0 <= self.strong_max_pass_rate <= 1:
+            raise ValueError("strong_max_pass_rate must be in [0, 1]")
+        if self.round_size < 1:
+            raise ValueError("round_size must be >= 1")
+        if not 0 <= self.early_stop_eps < 0.5:
+            raise ValueError("early_stop_eps must be in [0, 0.5)")
+        for spec in ([self.weak] if self.weak else []) + self.strong:
+            if spec.n > 1 and spec.sampling.greedy:
+                raise ValueError(f"model {spec.name}: n={spec.n} samples need temperature > 0 (greedy repeats itself)")
+
+
+# -- stopping rules ------------------------------------------------------------------------------------------------
+
+
+def weak_rule(k_max: int, s: int, eps: float = 0.0, prior: tuple[float, float] = (0.3, 3.0)):
+    """Tier 1 decision after `attempts` samples with `successes`: drop when solved >= s times (final at k_max)."""
+
+    def decide(attempts: int, successes: int) -> Decision:
+        if successes >= s:
+            return "drop"
+        remaining = k_max - attempts
+        if successes + remaining < s:
+            return "keep"
+        if eps > 0 and attempts > 0:
+            from scipy.stats import betabinom
+
+            a, b = prior
+            # P(at least s - successes more successes in the remaining samples | data), Beta-Binomial predictive
+            p_change = float(betabinom.sf(s - successes - 1, remaining, a + successes, b + attempts - successes))
+            if p_change < eps:
+                return "keep"
+        return None
+
+    return decide
+
+
+def strong_rule(n: int, max_pass_rate: float, min_successes: int):
+    """Tier 2 decision: keep when min_successes <= successes <= floor(max_pass_rate * n) (exact stopping)."""
+    hi = int(max_pass_rate * n + 1e-9)
+
+    def decide(attempts: int, successes: int) -> Decision:
+        remaining = n - attempts
+        if successes > hi:
+            return "too_easy_strong"
+        if successes + remaining < min_successes:
+            return "unsolved_strong"
+        if successes >= min_successes and successes + remaining <= hi:
+            return "keep"
+        return None
+
+    return decide
+
+
+def adaptive_sample(
+    engine,
+    prompts: list,
+    golds: list[str],
+    sampling: SamplingParams,
+    k_max: int,
+    decide: Callable[[int, int], Decision],
+    grade_fn: GradeFn,
+    round_size: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[int], list[int], list[str]]:
+    """Sample each prompt in rounds until `decide` returns a decision; (attempts, successes, decisions)."""
+    n = len(prompts)
+    attempts, successes = [0] * n, [0] * n
+    decisions: list[Decision] = [decide(0, 0) for _ in range(n)]
+    active = [i for i in range(n) if decisions[i] is None]
+    while active:
+        offset = attempts[active[0]]  # every active problem has the same number of attempts
+        size = min(round_size, k_max - offset)
+        outs = engine.generate([prompts[i] for i in active], sampling, n=size, progress=progress, sample_offset=offset)
+        flat = [(c.text, golds[i]) for i, row in zip(active, outs, strict=True) for c in row]
+        grades = grade_fn(flat)
+        pos = 0
+        for i, row in zip(active, outs, strict=True):
+            attempts[i] += len(row)
+            successes[i] += sum(grades[pos : pos + len(row)])
+            pos += len(row)
+            decisions[i] = decide(attempts[i], successes[i])
+            if decisions[i] is None and attempts[i] >= k_max:
+                raise RuntimeError(f"stopping rule gave no decision after k_max={k_max} samples")
+        active = [i for i in active if decisions[i] is None]
+    return attempts, successes, decisions  # type: ignore[return-value]
+
+
+def real_grader(timeout_s: float) -> GradeFn:
+    def grade(items: list[tuple[str, str]]) -> list[bool]:
+        from limo.grading import grade_many
+
+        return [g.correct for g in grade_many(items, timeout_s=timeout_s)]
+
+    return grade
+
+
+def _engine(spec: ModelSpec, ctx: StageContext):
+    from limo.engines.base import make_engine
+
+    return make_engine(spec.engine, ctx.generation_cache)
+
+
+def _run_tier(rows, spec, decide, cfg, ctx, label, engine_stats: dict) -> tuple[list[int], list[int], list[str]]:
+    engine = _engine(spec, ctx)
+    try:
+        with progress_bar(len(rows) * spec.n, f"difficulty: {label} {spec.name} (<= {spec.n}/problem)") as advance:
+            out = adaptive_sample(
+                engine,
+                [problem_prompt(r["problem"]) for r in rows],
+                [r["answer"] for r in rows],
+                spec.sampling,
+                spec.n,
+                decide,
+                real_grader(cfg.grade_timeout_s),
+                cfg.round_size,
+                advance,
+            )
+        stats = engine.stats.to_dict()
+        keys = ("requests", "cache_hits", "generated", "completion_tokens")
+        engine_stats[f"{label}: {spec.name}"] = {k: stats[k] for k in keys}
+        console.print(
+            f"  {label} {spec.name}: {sum(out[0])} samples for {len(rows)} problems "
+            f"(fixed k would be {len(rows) * spec.n}); generated {stats['generated']}, "
+            f"cache hits {stats['cache_hits']}"
+        )
+        return out
+    finally:
+        engine.close()
+
+
+def run(ds: Dataset, cfg: Config, ctx: StageContext) -> StageResult:
+    rows = to_rows(ds)
+    dropped: list[dict] = []
+    engine_stats: dict[str, dict] = {}
+    stats: dict = {"engines": engine_stats}
+    if not cfg.enabled:
+        return StageResult.from_rows(rows, [], {"enabled": False})
+    for r in rows:  # every row (kept or dropped) gets every column: Arrow tables need one schema
+        r.update(weak_attempts=None, weak_successes=None, weak_pass_rate=None, strong_attempts=None,
+                 strong_successes=None, strong_pass_rate=None, strong_by_model=None, difficulty_tier=0)
+    if cfg.max_problems is not None and len(rows) > cfg.max_problems:
+        chosen = set(random.Random(cfg.seed).sample(range(len(rows)), cfg.max_problems))
+        dropped += with_reason([r for i, r in enumerate(rows) if i not in chosen], "not_in_subset")
+        rows = [r for i, r in enumerate(rows) if i in chosen]
+    if cfg.weak is not None and rows:
+        decide = weak_rule(cfg.weak.n, cfg.weak_drop_at, cfg.early_stop_eps, (cfg.prior_a, cfg.prior_b))
+        att, suc, dec = _run_tier(rows, cfg.weak, decide, cfg, ctx, "tier 1", engine_stats)
+        stats["weak_samples"] = sum(att)
+        stats["weak_samples_fixed_k"] = len(rows) * cfg.weak.n
+        survivors = []
+        for r, a, s, d in zip(rows, att, suc, dec, strict=True):
+            r.update(weak_attempts=a, weak_successes=s, weak_pass_rate=round(s / a, 4) if a else None)
+            if d == "drop":
+                dropped += with_reason([r], "too_easy_weak")
+            else:
+                r["difficulty_tier"] = 1
+                survivors.append(r)
+        rows = survivors
+    per_model: dict[str, dict[str, list[int]]] = {r["id"]: {} for r in rows}
+    for spec in cfg.strong:
+        if not rows:
+            break
+        decide = strong_rule(spec.n, cfg.strong_max_pass_rate, cfg.strong_min_successes)
+        att, suc, dec = _run_tier(rows, spec, decide, cfg, ctx, "tier 2", engine_stats)
+        stats[f"strong_samples[{spec.name}]"] = sum(att)
+        survivors = []
+        for r, a, s, d in zip(rows, att, suc, dec, strict=True):
+            per_model[r["id"]][spec.name] = [a, s]
+            r["strong_by_model"] = json.dumps(per_model[r["id"]])
+            r["strong_attempts"] = sum(v[0] for v in per_model[r["id"]].values())
+            r["strong_successes"] = sum(v[1] for v in per_model[r["id"]].values())
+            r["strong_pass_rate"] = round(r["strong_successes"] / r["strong_attempts"], 4)
+            if d == "keep":
+                survivors.append(r)
+            else:
+                dropped += with_reason([r], d)
+        rows = survivors
+    if cfg.strong:
+        for r in rows:
+            r["difficulty_tier"] = 2
+    return StageResult.from_rows(rows, dropped, stats)
