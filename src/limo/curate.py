@@ -30,7 +30,12 @@ from limo.stages import decontaminate as decontaminate_stage
 from limo.stages import dedup as dedup_stage
 from limo.stages import difficulty as difficulty_stage
 from limo.stages import diversity as diversity_stage
+from limo.stages import export as export_stage
 from limo.stages import pool as pool_stage
+from limo.stages import score as score_stage
+from limo.stages import select as select_stage
+from limo.stages import solutions as solutions_stage
+from limo.stages import verify as verify_stage
 
 IGNORED_KEYS = ("name", "train", "eval", "experiment")
 
@@ -45,7 +50,11 @@ class CurateRecipe:
     decontaminate: decontaminate_stage.Config = field(default_factory=decontaminate_stage.Config)
     difficulty: difficulty_stage.Config = field(default_factory=difficulty_stage.Config)
     diversity: diversity_stage.Config = field(default_factory=diversity_stage.Config)
-    # part 2 adds: solutions, verify, score, select, export
+    solutions: solutions_stage.Config = field(default_factory=solutions_stage.Config)
+    verify: verify_stage.Config = field(default_factory=verify_stage.Config)
+    score: score_stage.Config = field(default_factory=score_stage.Config)
+    select: select_stage.Config = field(default_factory=select_stage.Config)
+    export: export_stage.Config = field(default_factory=export_stage.Config)
 
 
 def curate_stages(recipe: CurateRecipe) -> list[Stage]:
@@ -56,7 +65,11 @@ def curate_stages(recipe: CurateRecipe) -> list[Stage]:
         Stage("decontaminate", recipe.decontaminate, decontaminate_stage.run),
         Stage("difficulty", recipe.difficulty, difficulty_stage.run),
         Stage("diversity", recipe.diversity, diversity_stage.run),
-        # part 2 appends: solutions, verify, score, select, export
+        Stage("solutions", recipe.solutions, solutions_stage.run),
+        Stage("verify", recipe.verify, verify_stage.run),
+        Stage("score", recipe.score, score_stage.run),
+        Stage("select", recipe.select, select_stage.run),
+        Stage("export", recipe.export, export_stage.run),
     ]
 
 
@@ -95,11 +108,14 @@ def recipe_dict(recipe: CurateRecipe) -> dict[str, Any]:
 
 
 def run_curate(recipe: CurateRecipe, run_dir: str | Path, cache_path: str | Path | None = None) -> Path:
-    """Run (or resume) the pipeline in `run_dir`; returns the export dir (the last stage's dir before part 2)."""
+    """Run (or resume) the pipeline in `run_dir`; returns the export dir, RUN/export."""
     from limo.console import console
     from limo.paths import default_generation_cache
 
     run = Run(run_dir)
+    # a changed decisions file (human review) must rerun select: its digest is part of select's config hash
+    decisions = select_stage.decisions_file(recipe.select, run.root)
+    recipe.select.decisions_digest = select_stage.decisions_digest(decisions)
     resolved = yaml.safe_dump(recipe_dict(recipe), sort_keys=False, allow_unicode=True)
     atomic_write_text(run.root / "recipe.yaml", resolved)
     cache = Path(cache_path) if cache_path else default_generation_cache()
@@ -119,10 +135,7 @@ def run_curate(recipe: CurateRecipe, run_dir: str | Path, cache_path: str | Path
     run_stages(run, stages, Dataset.from_dict({}), context, on_stage)
     write_json(run.root / "summary.json", summary)
     console.print(summary_table(summary))
-    names = [s.name for s in stages]
-    if "export" in names:
-        return run.stage_dir(names.index("export") + 1, "export")
-    return run.stage_dir(len(stages), stages[-1].name)
+    return run.root / recipe.export.out_dir  # RUN/export: hf/, messages.jsonl, llamafactory/
 
 
 def summary_table(summary: list[dict[str, Any]]):
