@@ -190,7 +190,10 @@ def load_model(cfg: TrainConfig, path: str, precision: str):
             bnb_4bit_compute_dtype=torch.bfloat16,
         )
         dtype = torch.bfloat16
-    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
+    # no KV cache in training: padding-free batches need it off for the block-diagonal mask (restored on save)
+    model.config.use_cache = False
+    return model
 
 
 def sft_args(cfg: TrainConfig, out_dir: Path, batch: BatchPlan, precision: str):
