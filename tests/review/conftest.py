@@ -9,7 +9,11 @@ review page, never to train. Build one by hand with:
 """
 
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -104,3 +108,58 @@ def build_review_run(run_dir: str | Path, data: Path | None = None) -> Path:
 @pytest.fixture
 def review_run(tmp_path, shared_data) -> Path:
     return build_review_run(tmp_path / "run", shared_data)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@dataclass
+class Browser:
+    """A headless Chromium page plus every URL it requested and every uncaught page error."""
+
+    page: Any
+    requests: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def outside_requests(self, host: str = "127.0.0.1") -> list[str]:
+        return [
+            u for u in self.requests if urlsplit(u).scheme not in ("data", "about") and urlsplit(u).hostname != host
+        ]
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    """test-artifacts/ at the repository root (gitignored): screenshots of the review page."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    """Debian's chromium driven by Playwright (never `playwright install`); skipped when chromium is missing."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Debian chromium is not installed at {CHROMIUM} (run scripts/install-browser.sh or `make setup`)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = chromium.new_context(viewport={"width": 1500, "height": 1000})
+        state = Browser(page=None)
+        context.on("request", lambda r: state.requests.append(r.url))
+        state.page = context.new_page()
+        state.page.on("pageerror", lambda e: state.errors.append(str(e)))
+        try:
+            yield state
+        finally:
+            chromium.close()

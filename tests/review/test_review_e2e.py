@@ -5,38 +5,17 @@ screenshot to test-artifacts/review.png, and check that no request left 127.0.0.
 """
 
 import json
-import shutil
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
 from limo.review.decisions import decisions_path, load_decisions
 from limo.review.server import make_server, start_in_thread
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PROBLEM = "test/intermediate_algebra/1994.json"
 REJECT = "test/algebra/2584.json"
-HOST = "127.0.0.1"
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        shutil.which("chromium") is None and not Path(CHROMIUM).exists(),
-        reason="Debian chromium is not installed (run scripts/install-browser.sh or `make setup`)",
-    ),
-]
+pytestmark = pytest.mark.slow
 
 
 def rerun_select_export(run_dir: Path) -> Path:
@@ -72,9 +51,7 @@ def exported_pick(export_dir: Path, problem_id: str) -> tuple[str, str]:
     return cids[0], assistant[0]
 
 
-def test_review_in_chromium(review_run):
-    from playwright.sync_api import sync_playwright
-
+def test_review_in_chromium(review_run, browser, artifacts):
     from limo.review.data import load_review_data
 
     candidates = load_review_data(review_run).candidates[PROBLEM]
@@ -86,70 +63,60 @@ def test_review_in_chromium(review_run):
 
     server = make_server(review_run, port=0, reviewer="e2e")
     start_in_thread(server)
-    requests: list[str] = []
+    page = browser.page
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            context = browser.new_context(viewport={"width": 1500, "height": 1000})
-            context.on("request", lambda r: requests.append(r.url))
-            page = context.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
+        # 1. open the run
+        page.goto(server.url)
+        page.wait_for_selector("tr[data-id]")
+        assert page.locator("tr[data-id]").count() == 4
+        assert page.inner_text("#progress-text") == "0 / 4 reviewed"
 
-            # 1. open the run
-            page.goto(server.url)
-            page.wait_for_selector("tr[data-id]")
-            assert page.locator("tr[data-id]").count() == 4
-            assert page.inner_text("#progress-text") == "0 / 4 reviewed"
+        # 2. filter the list: subject, then "not reviewed"
+        page.select_option("#f-subject", "Intermediate Algebra")
+        page.select_option("#f-reviewed", "no")
+        assert page.locator("tr[data-id]").count() == 1
+        assert page.inner_text("#shown") == "1 of 4 shown"
+        assert page.get_attribute("tr[data-id]", "data-id") == PROBLEM
+        assert "subject=Intermediate+Algebra" in page.url
 
-            # 2. filter the list: subject, then "not reviewed"
-            page.select_option("#f-subject", "Intermediate Algebra")
-            page.select_option("#f-reviewed", "no")
-            assert page.locator("tr[data-id]").count() == 1
-            assert page.inner_text("#shown") == "1 of 4 shown"
-            assert page.get_attribute("tr[data-id]", "data-id") == PROBLEM
-            assert "subject=Intermediate+Algebra" in page.url
+        # 3. open it and accept candidate 2 with the keyboard
+        page.keyboard.press("Enter")
+        page.wait_for_selector(".cand")
+        assert page.locator(".cand").count() == len(candidates)
+        assert page.locator(".katex").count() > 0  # LaTeX rendered by the bundled KaTeX
+        assert page.locator(".resp mark.hl").count() > 0  # feature evidence highlighted
+        page.keyboard.press("2")
+        page.wait_for_selector("#cand-2.accepted")
+        assert load_decisions(decisions_path(review_run))[PROBLEM].candidate_id == second["candidate_id"]
 
-            # 3. open it and accept candidate 2 with the keyboard
-            page.keyboard.press("Enter")
-            page.wait_for_selector(".cand")
-            assert page.locator(".cand").count() == len(candidates)
-            assert page.locator(".katex").count() > 0  # LaTeX rendered by the bundled KaTeX
-            assert page.locator(".resp mark.hl").count() > 0  # feature evidence highlighted
-            page.keyboard.press("2")
-            page.wait_for_selector("#cand-2.accepted")
-            assert load_decisions(decisions_path(review_run))[PROBLEM].candidate_id == second["candidate_id"]
+        # 4. reload: the decision is still there
+        page.reload()
+        page.wait_for_selector("#cand-2.accepted")
+        assert page.locator(".cand.accepted").count() == 1
+        assert "accepted #2" in page.inner_text("#decision")
+        assert page.inner_text("#progress-text") == "1 / 4 reviewed"
+        page.screenshot(path=str(artifacts / "review.png"))
+        page.keyboard.press("g")
+        page.wait_for_selector("table.problems")
+        assert page.locator("tr[data-id]").count() == 0  # filter "not reviewed" now hides it
+        assert page.inner_text("#shown") == "0 of 4 shown"
+        page.select_option("#f-reviewed", "accepted")
+        assert "accepted #2" in page.inner_text(f'tr[data-id="{PROBLEM}"]')
+        page.screenshot(path=str(artifacts / "review-list.png"))
 
-            # 4. reload: the decision is still there
-            page.reload()
-            page.wait_for_selector("#cand-2.accepted")
-            assert page.locator(".cand.accepted").count() == 1
-            assert "accepted #2" in page.inner_text("#decision")
-            assert page.inner_text("#progress-text") == "1 / 4 reviewed"
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "review.png"))
-            page.keyboard.press("g")
-            page.wait_for_selector("table.problems")
-            assert page.locator("tr[data-id]").count() == 0  # filter "not reviewed" now hides it
-            assert page.inner_text("#shown") == "0 of 4 shown"
-            page.select_option("#f-reviewed", "accepted")
-            assert "accepted #2" in page.inner_text(f'tr[data-id="{PROBLEM}"]')
-            page.screenshot(path=str(ARTIFACTS / "review-list.png"))
-
-            # reject another problem with x and annotate it with n
-            page.goto(server.url + "#/?subject=Algebra")
-            page.wait_for_selector(f'tr[data-id="{REJECT}"]')
-            page.keyboard.press("Enter")
-            page.wait_for_selector(".cand")
-            page.keyboard.press("x")
-            page.wait_for_selector("#decision.reject")
-            page.keyboard.press("n")
-            page.keyboard.type("both candidates skip the domain check")
-            page.keyboard.press("Control+Enter")
-            page.wait_for_selector("ul.notes li")
-            assert "2 / 4 reviewed" == page.inner_text("#progress-text")
-            assert errors == []
-            browser.close()
+        # reject another problem with x and annotate it with n
+        page.goto(server.url + "#/?subject=Algebra")
+        page.wait_for_selector(f'tr[data-id="{REJECT}"]')
+        page.keyboard.press("Enter")
+        page.wait_for_selector(".cand")
+        page.keyboard.press("x")
+        page.wait_for_selector("#decision.reject")
+        page.keyboard.press("n")
+        page.keyboard.type("both candidates skip the domain check")
+        page.keyboard.press("Control+Enter")
+        page.wait_for_selector("ul.notes li")
+        assert "2 / 4 reviewed" == page.inner_text("#progress-text")
+        assert browser.errors == []
     finally:
         server.shutdown()
         server.server_close()
@@ -167,8 +134,7 @@ def test_review_in_chromium(review_run):
     assert rejected.action == "reject" and rejected.notes[0].text == "both candidates skip the domain check"
 
     # the page works offline: nothing left 127.0.0.1
-    assert requests, "the browser made no requests?"
-    outside = [u for u in requests if urlsplit(u).scheme not in ("data", "about") and urlsplit(u).hostname != HOST]
-    assert outside == []
-    assert any("/static/katex/fonts/" in u for u in requests)  # fonts came from the package, not a CDN
-    assert (ARTIFACTS / "review.png").stat().st_size > 10_000
+    assert browser.requests, "the browser made no requests?"
+    assert browser.outside_requests("127.0.0.1") == []
+    assert any("/static/katex/fonts/" in u for u in browser.requests)  # fonts came from the package, not a CDN
+    assert (artifacts / "review.png").stat().st_size > 10_000
