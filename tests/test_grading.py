@@ -255,3 +255,25 @@ def test_grade_many_from_threads():
 
     with ThreadPoolExecutor(4) as ex:
         assert list(ex.map(job, range(8))) == [[True, False]] * 8
+
+
+def test_true_numeric_equations_are_not_all_equal():
+    # math-verify turns both sides into sympy True; they are still different answers (grade_school_math style)
+    assert grade("\\boxed{539 = 7^2 * 11}", "360 = 2^3 * 3^2 * 5").verdict == "incorrect"
+    assert grade("\\boxed{360 = 2^3 * 3^2 * 5}", "360 = 2^3 * 3^2 * 5").verdict == "correct"
+
+
+def test_every_benchmark_gold_matches_itself_and_not_its_neighbour(shared_data):
+    """Each registered benchmark's gold, boxed, grades correct against itself; the next problem's gold (a different
+    string after normalisation) never grades correct. Catches both normalisation gaps and false positives."""
+    from limo.eval.benchmarks import BENCHMARKS, load_benchmark
+
+    for name in BENCHMARKS:
+        rows = load_benchmark(name)
+        golds = [r["answer"] for r in rows]
+        own = grade_many([(f"\\boxed{{{g}}}", g) for g in golds], timeout_s=10, workers=2)
+        assert [r.verdict for r in own] == ["correct"] * len(golds), name
+        pairs = [(golds[(i + 1) % len(golds)], g) for i, g in enumerate(golds)]
+        cross = grade_many([(f"\\boxed{{{p}}}", g) for p, g in pairs], timeout_s=10, workers=2)
+        wrong = [(p, g) for (p, g), r in zip(pairs, cross, strict=True) if r.correct and normalize(p) != normalize(g)]
+        assert wrong == [], name

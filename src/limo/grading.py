@@ -574,7 +574,24 @@ def _math_verify(pred: str, gold: str) -> bool:
     ok = mv.verify(g, p, timeout_seconds=None)
     if ok and _rational_mismatch(g[0], p[0]):
         return False  # math-verify compares e.g. 1/2004! and 1/2006! as floats; exact rationals must be equal
+    if ok and _numeric_equation_mismatch(g[0], p[0]):
+        return False  # two true numeric equations ("539 = 7^2*11", "360 = 2^3*3^2*5") are different answers
     return bool(ok)
+
+
+def _numeric_equation_mismatch(a, b) -> bool:
+    """Both are equations without variables: math-verify compares lhs - rhs (0 = 0); we compare the sides."""
+    try:
+        from sympy.core.relational import Relational
+        from sympy.logic.boolalg import BooleanAtom
+
+        if isinstance(a, BooleanAtom) or isinstance(b, BooleanAtom):
+            return True
+        if isinstance(a, Relational) and isinstance(b, Relational) and not (a.free_symbols or b.free_symbols):
+            return not ((a.lhs - b.lhs).equals(0) and (a.rhs - b.rhs).equals(0))
+    except Exception:
+        return False
+    return False
 
 
 def _rational_mismatch(a, b) -> bool:

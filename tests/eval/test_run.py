@@ -31,11 +31,12 @@ def test_eval_config_from_recipe_dict():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # CPU generation; the shared 2-core dev box can be heavily loaded
 def test_limo_eval_end_to_end(tmp_path, shared_data):
     from limo.cli import app
 
     out, cache = tmp_path / "ev", tmp_path / "gen.sqlite"
-    args = ["eval", "--model", "smollm2-135m", "--benchmarks", "math500", "--limit", "20", "--max-tokens", "48",
+    args = ["eval", "--model", "smollm2-135m", "--benchmarks", "math500", "--limit", "20", "--max-tokens", "32",
             "--out", str(out), "--cache", str(cache), "--batch-size", "10"]  # fmt: skip
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
@@ -46,7 +47,7 @@ def test_limo_eval_end_to_end(tmp_path, shared_data):
     assert len(samples) == 20 and b["problems"] == 20 and b["n"] == 1 and b["samples_per_problem"] == 1
     assert results["generation"]["generated"] == 20
     assert results["versions"]["math-verify"] and results["versions"]["torch"] and results["model"] == "smollm2-135m"
-    assert results["sampling"]["max_tokens"] == 48 and results["sampling"]["temperature"] == 0.0
+    assert results["sampling"]["max_tokens"] == 32 and results["sampling"]["temperature"] == 0.0
 
     # recompute every headline number from samples.jsonl
     correct = sum(s["correct"] for s in samples)
@@ -57,7 +58,7 @@ def test_limo_eval_end_to_end(tmp_path, shared_data):
     assert b["mean_completion_tokens"] == pytest.approx(sum(tokens) / 20)
     assert b["p95_completion_tokens"] == pytest.approx(percentile(tokens, 95))
     assert b["truncation_rate"] == pytest.approx(sum(s["finish_reason"] == "length" for s in samples) / 20)
-    assert all(s["completion_tokens"] <= 48 for s in samples)
+    assert all(s["completion_tokens"] <= 32 for s in samples)
     assert sum(b["verdicts"].values()) == 20
     assert sum(v["problems"] for v in b["by_subject"].values()) == 20
     assert sum(v["problems"] for v in b["by_level"].values()) == 20
