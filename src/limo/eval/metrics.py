@@ -138,7 +138,6 @@ def problem_metrics(correct: Sequence[Sequence[bool]], answers: Sequence[Sequenc
     for k in ks_for(n):
         scores = [pass_at_k(n, c, k) for c in counts]
         out["pass@k"][str(k)] = score_block(scores, binary_single=(n == 1 and k == 1), seed=seed)
-        if n > 1:
-            maj = [maj_at_k(a, c, k) for a, c in zip(answers, correct, strict=True)]
-            out["maj@k"][str(k)] = score_block(maj, binary_single=False, seed=seed)
+        maj = [maj_at_k(a, c, k) for a, c in zip(answers, correct, strict=True)]  # maj@1 = the first sample
+        out["maj@k"][str(k)] = score_block(maj, binary_single=(n == 1), seed=seed)
     return out
