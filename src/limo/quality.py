@@ -133,6 +133,13 @@ DISPLAY_MATH = re.compile(r"\\\[|\$\$|\\begin\{(?:align|equation|gather)")
 CLEAN_END = set(".!?)]}$>*")
 
 
+def final_answers(text: str) -> list[Span]:
+    """Final-answer markers (\\boxed, "final answer", "the answer is") in the closing part of the text: the last
+    30% of it, or the last 300 characters when that is more (a two-line solution boxes its answer mid-text)."""
+    start = len(text) - max(0.3 * len(text), 300.0)
+    return [s for s in find_spans(text, FINAL_ANSWER) if s[0] >= start]
+
+
 def self_verification(text: str) -> Feature:
     """Re-checks of intermediate or final results: "let me verify", "double-check", substituting back,
     "which matches". Score saturates with the number of checks (2 checks -> 0.5), since one good check
@@ -222,11 +229,11 @@ def length(text: str, min_words: int = 40, target_words: int = 300, max_words: i
 def structure(text: str) -> Feature:
     """Readable layout, the mean of four parts: paragraphs (saturating, 5 -> 0.5), step markers ("First",
     "Step 2", lists, bold headings; 3 -> 0.5), display math present, and a stated final answer (\\boxed or
-    "final answer") in the last 30% of the text. Evidence: the step markers and the final-answer marker."""
+    "final answer") near the end (`final_answers`). Evidence: the step markers and the final-answer marker."""
     paragraphs = len(split_steps(text))
     markers = find_spans(text, STEP_MARKER)
     display = bool(DISPLAY_MATH.search(text))
-    finals = [s for s in find_spans(text, FINAL_ANSWER) if s[0] >= 0.7 * len(text)]
+    finals = final_answers(text)
     score = (saturate(paragraphs, 5) + saturate(len(markers), 3) + float(display) + float(bool(finals))) / 4
     evidence = [(s + len(text[s:e]) - len(text[s:e].lstrip()), e) for s, e in markers[: MAX_EVIDENCE - 1]]
     evidence += finals[-1:]
@@ -287,14 +294,14 @@ def tail_repetition(text: str, tail_lines: int = 30) -> float:
 
 def truncation(text: str, finish_reason: str | None = None) -> Feature:
     """1.0 = finished, 0.0 = cut off. finish_reason "length" is a cut-off outright. Otherwise the mean-weighted
-    evidence of an ending: a final answer (\\boxed / "final answer") in the last 30% of the text (weight 0.5),
+    evidence of an ending: a final answer (\\boxed / "final answer") near the end (`final_answers`, weight 0.5),
     a clean last character (sentence or formula end, weight 0.25), and no repetition loop in the last 30 lines
     (weight 0.25; loops are what runs into the token limit). Evidence: the last 200 characters when the
     ending looks cut off, else the final-answer marker."""
     tail_span = (max(0, len(text.rstrip()) - 200), len(text.rstrip()))
     if finish_reason == "length":
         return Feature(0.0, [tail_span], {"finish_reason_length": 1})
-    finals = [s for s in find_spans(text, FINAL_ANSWER) if s[0] >= 0.7 * len(text)]
+    finals = final_answers(text)
     stripped = text.rstrip()
     clean = bool(stripped) and stripped[-1] in CLEAN_END
     rep = tail_repetition(text)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from datasets import Dataset
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "stages"))
@@ -18,6 +19,8 @@ from helpers_curation2 import math_train_rows  # noqa: E402
 from limo.review.decisions import DecisionLog, decisions_path  # noqa: E402
 from limo.runs import Run, Stage, StageContext, run_stages  # noqa: E402
 from limo.stages import export, score, select, solutions, verify  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def pool(shared_data: Path) -> list[dict]:
@@ -87,3 +90,25 @@ def test_datacard_counts_balance_and_files_exist(tmp_path, shared_data):
     before = (run_dir / "export" / "messages.jsonl").read_text()
     run_candidate_stages(tmp_path, shared_data)
     assert (run_dir / "export" / "messages.jsonl").read_text() == before
+
+
+@pytest.mark.slow
+def test_demo_recipe_end_to_end(tmp_path):
+    """recipes/demo.yaml (embedded SmolLM2 + the demo pool + reference solutions) -> non-empty export + data card."""
+    from datasets import load_from_disk
+
+    from limo.curate import load_curate_recipe, run_curate
+    from limo.io import read_jsonl
+
+    recipe = load_curate_recipe(REPO / "recipes" / "demo.yaml")
+    export_dir = run_curate(recipe, tmp_path / "run", cache_path=tmp_path / "gen.sqlite")
+    assert export_dir == tmp_path / "run" / "export"
+    ds = load_from_disk(str(export_dir / "hf"))
+    assert 0 < len(ds) <= recipe.select.target_size
+    assert len(read_jsonl(export_dir / "messages.jsonl")) == len(ds)
+    card = json.loads((tmp_path / "run" / "datacard.json").read_text())
+    assert card["final_size"] == len(ds)
+    assert card["candidate_accounting"]["balanced"] is True
+    sources = json.loads((tmp_path / "run" / "06_solutions" / "stats.json").read_text())["candidates_by_source"]
+    assert set(sources) == {"column:solution", "smollm2-135m"}  # both reference solutions and model candidates
+    assert (tmp_path / "run" / "datacard.md").read_text().count("**Problem**") == min(3, len(ds))

@@ -65,13 +65,15 @@ def test_score_stage_on_real_traces(tmp_path, shared_data):
 
 def test_quantile_levels_and_custom_weights(tmp_path, shared_data):
     cands = trace_candidates(shared_data, 10)
-    cfg = build(score.Config, {"levels": "quantile", "weights": {"truncation": 1.0}}, "score")
+    cfg = build(score.Config, {"levels": "quantile"}, "score")
     result = score.run(as_dataset(cands), cfg, context(tmp_path, "08_score"))
     levels = result.kept["quality_level"]
     assert min(levels) == 1 and max(levels) == 5
     # a higher score never gets a lower level
     pairs = sorted(zip(result.kept["quality_score"], levels, strict=True))
     assert [lv for _, lv in pairs] == sorted(lv for _, lv in pairs)
+    only_truncation = build(score.Config, {"weights": {"truncation": 1.0}}, "score")
+    result = score.run(as_dataset(cands), only_truncation, context(tmp_path, "08_score"))
     for row in result.kept:
         assert row["rule_score"] == pytest.approx(row["features"]["truncation"])
 

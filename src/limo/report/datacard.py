@@ -82,9 +82,14 @@ def _hist(path: Path, series: dict[str, list[float]], title: str, xlabel: str) -
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
+    allv = [v for values in series.values() for v in values]
+    bins = min(30, max(5, len(allv))) if allv else 5
+    if allv and min(allv) < max(allv):
+        step = (max(allv) - min(allv)) / bins
+        bins = [min(allv) + i * step for i in range(bins + 1)]  # shared edges, so the series compare bin by bin
     for label, values in series.items():
         if values:
-            ax.hist(values, bins=min(30, max(5, len(values))), alpha=0.6, label=f"{label} (n={len(values)})")
+            ax.hist(values, bins=bins, histtype="step", linewidth=2, label=f"{label} (n={len(values)})")
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("count")
@@ -116,6 +121,18 @@ def write_datacard(run_dir: str | Path, records: list[dict[str, Any]], exclude_s
     """Write RUN/datacard.md (+ .json, + PNGs) for the exported `records` (rows with `messages` + metadata)."""
     run_dir = Path(run_dir)
     stages = read_stats(run_dir, exclude_stage)
+    if exclude_stage:  # the stage writing this card: its stats.json comes after; it keeps every row it exports
+        stages.append(
+            {
+                "dir": exclude_stage,
+                "stage": "export",
+                "rows_in": len(records),
+                "rows_out": len(records),
+                "dropped": 0,
+                "dropped_by_reason": {},
+                "seconds": None,
+            }
+        )
     accounting = candidate_accounting(stages, len(records))
     tokens = [float(r["completion_tokens"]) for r in records if r.get("completion_tokens") is not None]
     selected_scores = [float(r["quality_score"]) for r in records if r.get("quality_score") is not None]
@@ -160,18 +177,21 @@ def write_datacard(run_dir: str | Path, records: list[dict[str, Any]], exclude_s
             [
                 [
                     s["dir"],
-                    s.get("rows_in"),
+                    s.get("rows_read", s.get("rows_in")) if s["stage"] == "pool" else s.get("rows_in"),
                     s.get("rows_out"),
                     s.get("dropped"),
                     ", ".join(f"{k}: {v}" for k, v in s.get("dropped_by_reason", {}).items()) or "-",
-                    s.get("seconds"),
+                    "-" if s.get("seconds") is None else s["seconds"],
                 ]
                 for s in stages
             ],
         )
     )
     md.append("")
-    md.append("Stage `solutions` expands rows: its rows in are problems, its rows out are candidates.")
+    md.append(
+        "Stage `solutions` expands rows: its rows in are problems, its rows out are candidates. "
+        "For `pool`, rows in are the rows read from the sources."
+    )
     if accounting:
         md += ["", "## Candidate accounting", ""]
         rows = [["generated (solutions)", accounting["generated"]]]
