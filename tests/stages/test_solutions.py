@@ -58,7 +58,7 @@ def test_config_errors():
 
 def test_missing_column_is_a_clear_error(tmp_path, shared_data):
     cfg = build(solutions.Config, {"columns": ["openr1_trace"]}, "solutions")
-    with pytest.raises(ValueError, match="openr1_trace"):
+    with pytest.raises(LimoError, match="openr1_trace"):
         solutions.run(as_dataset(math_train_rows(shared_data, 2)), cfg, context(tmp_path, "06_solutions"))
 
 

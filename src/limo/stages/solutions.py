@@ -22,6 +22,7 @@ from typing import Any
 
 from datasets import Dataset
 
+from limo.errors import LimoError
 from limo.runs import StageContext, StageResult
 from limo.stages.common import ModelSpec, problem_prompt, to_rows, with_reason
 
@@ -90,7 +91,7 @@ def column_candidates(row: dict, cfg: Config) -> list[dict]:
     out = []
     for col in cfg.columns:
         if col not in row:
-            raise ValueError(f"solutions.columns: the pool has no column {col!r}")
+            raise LimoError(f"solutions.columns: the problem table has no column {col!r} (columns: {sorted(row)})")
         text = row[col]
         if not isinstance(text, str) or not text.strip():
             continue
