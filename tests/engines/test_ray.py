@@ -46,37 +46,57 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    """`ray start --head` with 2 CPUs and token auth (its own token); yields the address; `ray stop` at the end."""
+    """`ray start --head --block` with 2 CPUs and token auth (its own token); yields the address. Teardown stops
+    exactly this cluster (SIGTERM to its `ray start`, which stops what it started), never other Ray processes."""
     mp = pytest.MonkeyPatch()
     mp.setenv("RAY_AUTH_MODE", "token")
     mp.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
     mp.setenv("RAY_USAGE_STATS_ENABLED", "0")
-    ray_bin = str(Path(sys.executable).parent / "ray")
     port = _free_port()
-    cmd = [ray_bin, "start", "--head", "--num-cpus", "2", "--num-gpus", "0", "--port", str(port)]
-    cmd += ["--include-dashboard=false", "--disable-usage-stats", "--object-store-memory", str(200 * 1024**2)]
-    started = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert started.returncode == 0, started.stdout + started.stderr
+    cmd = [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--port", str(port)]
+    cmd += ["--num-cpus", "2", "--num-gpus", "0", "--include-dashboard=false", "--disable-usage-stats"]
+    cmd += ["--object-store-memory", str(200 * 1024**2)]
+    head = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert head.poll() is None, f"ray start exited with {head.returncode}"
+            assert time.monotonic() < deadline, "ray start did not open its port in 180 s"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
         yield f"127.0.0.1:{port}"
     finally:
         import ray
 
         if ray.is_initialized():
             ray.shutdown()
-        subprocess.run([ray_bin, "stop", "--force"], capture_output=True, timeout=120)
+        head.terminate()
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)  # the session started above: only this cluster's processes
+            head.wait(timeout=30)
         mp.undo()
 
 
 @pytest.fixture(scope="module")
 def single_process_outputs(tmp_path_factory):
-    """The reference: the plain hf engine in this process, same model, same chunk size."""
+    """The reference: the plain hf engine in this process, same model, same chunk size, 1 torch thread like each
+    replica (2 threads on a busy 2-core box are many times slower, see docs/PERFORMANCE.md)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     cache = GenerationCache(tmp_path_factory.mktemp("hf") / "gen.sqlite")
     engine = CachedEngine(EngineConfig(model="smollm2-135m", engine="hf", batch_size=2), cache)
     try:
         return [[c.text for c in row] for row in engine.generate(PROMPTS, GREEDY)]
     finally:
         engine.close()
+        torch.set_num_threads(threads)
 
 
 def _ray_engine(address: str, cache_path: Path, **backend_kwargs) -> CachedEngine:
@@ -173,6 +193,18 @@ def test_restarted_replica_rejoins(ray_cluster, tmp_path):
     assert backend.dead_replicas == []
     assert new_pid != old_pid  # the restarted actor runs in a new process ...
     assert backend.chunks_done[1] > done_before[1]  # ... and took chunks again
+
+
+def test_startup_errors_are_clear(ray_cluster, tmp_path):
+    from limo.engines.ray import RayBackend
+
+    too_many = EngineConfig(model="smollm2-135m", engine="ray", replicas=3, ray_address=ray_cluster)
+    with pytest.raises(LimoError, match="3 replicas need 3 CPU in total but the cluster has 2"):
+        RayBackend(too_many)
+    missing = tmp_path / "no-such-model"
+    broken = EngineConfig(model=str(missing), engine="ray", replicas=1, ray_address=ray_cluster)
+    with pytest.raises(LimoError, match="hf replica failed to start"):
+        RayBackend(broken)
 
 
 def test_inner_config_errors_are_clear(tmp_path):

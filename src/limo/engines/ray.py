@@ -1,7 +1,7 @@
 """The `ray` engine: N replicas of an inner engine (hf or vllm) as Ray actors, behind the usual interface.
 
 The generation cache stays in the driver. `CachedEngine` looks up the cache and hands the misses to
-`RayBackend.generate_stream`, which splits them by prompt into chunks of the inner engine's batch size, keeps every
+`RayBackend.generate_stream`, which splits them by prompt into chunks of the inner backend's batch size, keeps every
 replica busy (a few chunks queued per replica), and yields each chunk as soon as it finishes, so the driver commits
 it to the cache at once. Results are put back in request order by the driver.
 
@@ -19,7 +19,7 @@ Recipe / config (the top-level `model` names the cache entries and is inherited 
 the EngineConfig fields of the engine each replica runs):
 
     engine: {engine: ray, model: Qwen/Qwen2.5-32B-Instruct, replicas: 4, ray_address: auto,
-             inner: {engine: vllm, tensor_parallel_size: 2, batch_size: 64}}
+             inner: {engine: vllm, tensor_parallel_size: 2, max_model_len: 32768}}
 
     limo generate --engine ray --inner-engine hf --replicas 2 --input prompts.jsonl --out out.jsonl
 
@@ -114,7 +114,7 @@ class _Replica:
     def info(self) -> dict:
         import socket
 
-        return {"pid": os.getpid(), "host": socket.gethostname()}
+        return {"pid": os.getpid(), "host": socket.gethostname(), "batch_size": self.backend.batch_size}
 
     def generate(self, requests: list[Request]) -> list[Completion]:
         return self.backend.generate_batch(requests)
@@ -145,11 +145,8 @@ class RayBackend:
 
         self.cfg = cfg
         self.inner = inner_config(cfg)
-        self.chunk_size = self.inner.batch_size
         self.queue_per_replica = queue_per_replica
         self.max_attempts = max_attempts
-        # only used when a caller runs batches one at a time (generate_batch): enough for every replica's queue
-        self.batch_size = self.chunk_size * cfg.replicas * queue_per_replica
         self.retried_chunks = 0
         self.dead_replicas: list[int] = []
         self.chunks_done = [0] * cfg.replicas  # per replica: how the work was spread
@@ -175,6 +172,21 @@ class RayBackend:
                 raise LimoError(f"cannot reach the Ray cluster at {cfg.ray_address!r}: {e}{hint}") from e
             self._started_ray = True
 
+        self.replicas: list = []
+        try:
+            self._start_replicas(cpus_per_replica, torch_threads, max_restarts)
+        except BaseException:
+            self.close()  # never leave actors (or a Ray instance we started) behind
+            raise
+        # a chunk = one call of the inner backend (the vllm backend raises its batch size to keep the GPU full)
+        self.chunk_size = self.replica_info[0]["batch_size"]
+        # only used when a caller runs batches one at a time (generate_batch): enough for every replica's queue
+        self.batch_size = self.chunk_size * cfg.replicas * queue_per_replica
+
+    def _start_replicas(self, cpus_per_replica: float, torch_threads: int | None, max_restarts: int) -> None:
+        import ray
+        from ray.exceptions import RayError
+
         gpus = _gpus_per_replica(self.inner, ray.cluster_resources().get("GPU", 0))
         self._check_resources(ray.cluster_resources(), cpus_per_replica, gpus)
         actor = ray.remote(_Replica).options(
@@ -182,9 +194,12 @@ class RayBackend:
         )
         # torch threads default to the CPUs the replica asked for (Ray sets OMP_NUM_THREADS the same way)
         threads = torch_threads if torch_threads is not None else max(1, int(cpus_per_replica))
-        self.replicas = [actor.remote(asdict(self.inner), threads) for _ in range(cfg.replicas)]
+        self.replicas = [actor.remote(asdict(self.inner), threads) for _ in range(self.cfg.replicas)]
         # wait for every replica to load its model; a replica that cannot start fails loudly here
-        self.replica_info = ray.get([r.info.remote() for r in self.replicas])
+        try:
+            self.replica_info = ray.get([r.info.remote() for r in self.replicas])
+        except RayError as e:
+            raise LimoError(f"ray engine: a {self.inner.engine} replica failed to start: {e}") from e
 
     def _check_resources(self, resources: dict, cpus: float, gpus: int) -> None:
         need = {"CPU": cpus * self.cfg.replicas, "GPU": gpus * self.cfg.replicas}
