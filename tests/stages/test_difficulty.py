@@ -98,11 +98,18 @@ def test_bayesian_early_stop_saves_samples_and_mostly_agrees(tmp_path):
     engine, backend, prompts, golds = _setup(tmp_path, n_problems=400)
     sampling = SamplingParams(temperature=0.7, max_tokens=8)
     exact = difficulty.adaptive_sample(engine, prompts, golds, sampling, 8, difficulty.weak_rule(8, 1), exact_grader)
-    early = difficulty.adaptive_sample(engine, prompts, golds, sampling, 8,
-                                       difficulty.weak_rule(8, 1, eps=0.05, prior=(0.3, 3.0)), exact_grader)
+    rule = difficulty.weak_rule(8, 1, eps=0.05)
+    early = difficulty.adaptive_sample(engine, prompts, golds, sampling, 8, rule, exact_grader, on_round=rule.refit)
     assert sum(early[0]) < sum(exact[0])
     agree = sum(a == b for a, b in zip(exact[2], early[2], strict=True)) / len(prompts)
     assert agree >= 0.95
+
+
+def test_grid_prior_fits_a_pool_with_many_unsolvable_problems():
+    prior = difficulty.GridPrior()
+    prior.fit([8] * 100, [0] * 60 + [8] * 40)
+    assert prior.w[0] > 0.5 and prior.w[-1] > 0.3
+    assert prior.p_change(4, 0, 4, 1) < 0.05 < difficulty.GridPrior().p_change(4, 0, 4, 1)
 
 
 def test_config_rejects_greedy_multi_sample():

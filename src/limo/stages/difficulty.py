@@ -51,8 +51,7 @@ class Config:
     strong_min_successes: int = 0  # 0 = keep problems no strong model solves
     round_size: int = 1
     early_stop_eps: float = 0.0  # 0 = exact stopping only (decisions identical to fixed k_max)
-    prior_a: float = 0.3
-    prior_b: float = 3.0
+    prior: str = "pool"  # "pool": empirical-Bayes grid prior fitted to the pool each round | "a,b": fixed Beta(a, b)
     max_problems: int | None = None  # seeded subset of the input, the rest dropped as "not_in_subset"
     grade_timeout_s: float = 5.0
     seed: int = 0
@@ -66,6 +65,13 @@ class Config:
             raise ValueError("round_size must be >= 1")
         if not 0 <= self.early_stop_eps < 0.5:
             raise ValueError("early_stop_eps must be in [0, 0.5)")
+        if self.prior != "pool":
+            try:
+                a, b = (float(v) for v in self.prior.split(","))
+            except ValueError as e:
+                raise ValueError(f"prior must be 'pool' or 'a,b' (a Beta prior), got {self.prior!r}") from e
+            if a <= 0 or b <= 0:
+                raise ValueError("prior Beta(a, b) needs a, b > 0")
         for spec in ([self.weak] if self.weak else []) + self.strong:
             if spec.n > 1 and spec.sampling.greedy:
                 raise ValueError(f"model {spec.name}: n={spec.n} samples need temperature > 0 (greedy repeats itself)")
@@ -74,26 +80,82 @@ class Config:
 # -- stopping rules ------------------------------------------------------------------------------------------------
 
 
-def weak_rule(k_max: int, s: int, eps: float = 0.0, prior: tuple[float, float] = (0.3, 3.0)):
-    """Tier 1 decision after `attempts` samples with `successes`: drop when solved >= s times (final at k_max)."""
+class GridPrior:
+    """Empirical-Bayes prior over the pass rate: weights on a grid of p values, fitted to the pool by EM (the
+    non-parametric maximum-likelihood estimate). The adaptive stopping rule ignores nothing the likelihood needs,
+    so fitting it to the counts gathered so far is valid. Refitted after every round."""
 
-    def decide(attempts: int, successes: int) -> Decision:
-        if successes >= s:
+    def __init__(self, points: int = 101, a: float | None = None, b: float | None = None):
+        import numpy as np
+
+        self.p = np.linspace(0.0, 1.0, points)
+        if a is not None and b is not None:  # a fixed Beta(a, b) prior, discretised
+            from scipy.stats import beta
+
+            w = beta.pdf(np.clip(self.p, 1e-4, 1 - 1e-4), a, b)
+            self.w = w / w.sum()
+        else:
+            self.w = np.full(points, 1.0 / points)
+
+    def fit(self, attempts: list[int], successes: list[int], iterations: int = 200) -> None:
+        import numpy as np
+
+        m = np.asarray(attempts, dtype=float)
+        x = np.asarray(successes, dtype=float)
+        seen = m > 0
+        if not seen.any():
+            return
+        m, x = m[seen], x[seen]
+        logp = np.log(np.clip(self.p, 1e-12, 1.0))
+        logq = np.log(np.clip(1.0 - self.p, 1e-12, 1.0))
+        loglik = x[:, None] * logp[None, :] + (m - x)[:, None] * logq[None, :]
+        lik = np.exp(loglik - loglik.max(axis=1, keepdims=True))
+        w = self.w.copy()
+        for _ in range(iterations):
+            post = lik * w[None, :]
+            post /= post.sum(axis=1, keepdims=True)
+            w = post.mean(axis=0)
+        self.w = w
+
+    def p_change(self, attempts: int, successes: int, remaining: int, need: int) -> float:
+        """P(at least `need` successes in `remaining` more samples | successes of attempts so far)."""
+        import numpy as np
+        from scipy.stats import binom
+
+        post = self.w * self.p**successes * (1.0 - self.p) ** (attempts - successes)
+        total = post.sum()
+        if total <= 0:
+            return 1.0
+        return float(np.dot(post / total, binom.sf(need - 1, remaining, self.p)))
+
+
+class WeakRule:
+    """Tier 1 decision after `attempts` samples with `successes`: drop when solved >= s times (final at k_max).
+    Exact stopping, plus (eps > 0) an early keep when the predictive probability that the final decision would be
+    drop is below eps, under `prior` (a GridPrior refitted to the pool after every round)."""
+
+    def __init__(self, k_max: int, s: int, eps: float = 0.0, prior: GridPrior | None = None):
+        self.k_max, self.s, self.eps = k_max, s, eps
+        self.prior = prior if prior is not None or eps == 0 else GridPrior()
+
+    def __call__(self, attempts: int, successes: int) -> Decision:
+        if successes >= self.s:
             return "drop"
-        remaining = k_max - attempts
-        if successes + remaining < s:
+        remaining = self.k_max - attempts
+        if successes + remaining < self.s:
             return "keep"
-        if eps > 0 and attempts > 0:
-            from scipy.stats import betabinom
-
-            a, b = prior
-            # P(at least s - successes more successes in the remaining samples | data), Beta-Binomial predictive
-            p_change = float(betabinom.sf(s - successes - 1, remaining, a + successes, b + attempts - successes))
-            if p_change < eps:
+        if self.eps > 0 and attempts > 0 and self.prior is not None:
+            if self.prior.p_change(attempts, successes, remaining, self.s - successes) < self.eps:
                 return "keep"
         return None
 
-    return decide
+    def refit(self, attempts: list[int], successes: list[int]) -> None:
+        if self.eps > 0 and self.prior is not None:
+            self.prior.fit(attempts, successes)
+
+
+def weak_rule(k_max: int, s: int, eps: float = 0.0, prior: GridPrior | None = None) -> WeakRule:
+    return WeakRule(k_max, s, eps, prior)
 
 
 def strong_rule(n: int, max_pass_rate: float, min_successes: int):
@@ -123,12 +185,17 @@ def adaptive_sample(
     grade_fn: GradeFn,
     round_size: int = 1,
     progress: Callable[[int], None] | None = None,
+    on_round: Callable[[list[int], list[int]], None] | None = None,
 ) -> tuple[list[int], list[int], list[str]]:
-    """Sample each prompt in rounds until `decide` returns a decision; (attempts, successes, decisions)."""
+    """Sample each prompt in rounds until `decide` returns a decision; (attempts, successes, decisions).
+    `on_round(attempts, successes)` runs after each round is graded, before the decisions (e.g. a prior refit)."""
     n = len(prompts)
     attempts, successes = [0] * n, [0] * n
     decisions: list[Decision] = [decide(0, 0) for _ in range(n)]
-    active = [i for i in range(n) if decisions[i] is None]
+    # problems go to the engine shortest prompt first, so batches hold similar lengths (little padding);
+    # the order does not change any cache key
+    length = [len(json.dumps(p)) for p in prompts]
+    active = sorted((i for i in range(n) if decisions[i] is None), key=lambda i: (length[i], i))
     while active:
         offset = attempts[active[0]]  # every active problem has the same number of attempts
         size = min(round_size, k_max - offset)
@@ -140,6 +207,9 @@ def adaptive_sample(
             attempts[i] += len(row)
             successes[i] += sum(grades[pos : pos + len(row)])
             pos += len(row)
+        if on_round is not None:
+            on_round(attempts, successes)
+        for i in active:
             decisions[i] = decide(attempts[i], successes[i])
             if decisions[i] is None and attempts[i] >= k_max:
                 raise RuntimeError(f"stopping rule gave no decision after k_max={k_max} samples")
@@ -176,6 +246,7 @@ def _run_tier(rows, spec, decide, cfg, ctx, label, engine_stats: dict) -> tuple[
                 real_grader(cfg.grade_timeout_s),
                 cfg.round_size,
                 advance,
+                decide.refit if isinstance(decide, WeakRule) else None,
             )
         stats = engine.stats.to_dict()
         keys = ("requests", "cache_hits", "generated", "completion_tokens")
@@ -205,7 +276,10 @@ def run(ds: Dataset, cfg: Config, ctx: StageContext) -> StageResult:
         dropped += with_reason([r for i, r in enumerate(rows) if i not in chosen], "not_in_subset")
         rows = [r for i, r in enumerate(rows) if i in chosen]
     if cfg.weak is not None and rows:
-        decide = weak_rule(cfg.weak.n, cfg.weak_drop_at, cfg.early_stop_eps, (cfg.prior_a, cfg.prior_b))
+        prior = None
+        if cfg.early_stop_eps > 0:
+            prior = GridPrior() if cfg.prior == "pool" else GridPrior(*(float(v) for v in cfg.prior.split(",")))
+        decide = weak_rule(cfg.weak.n, cfg.weak_drop_at, cfg.early_stop_eps, prior)
         att, suc, dec = _run_tier(rows, cfg.weak, decide, cfg, ctx, "tier 1", engine_stats)
         stats["weak_samples"] = sum(att)
         stats["weak_samples_fixed_k"] = len(rows) * cfg.weak.n

@@ -1,0 +1,139 @@
+"""`limo curate`: recipe building, the stage list, a model-free end-to-end run, and resume after kill -9 during the
+difficulty stage (real SmolLM2, subprocess): no finished generation is repeated and the output is identical."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from limo.curate import build_curate_recipe, curate_stages, load_curate_recipe, run_curate
+from limo.errors import LimoError
+from limo.paths import REPO_ROOT
+
+DEMO = str(REPO_ROOT / "recipes" / "data" / "demo_pool.jsonl")
+
+
+def test_build_ignores_other_commands_keys_and_seeds_stages():
+    r = build_curate_recipe({"name": "x", "train": {"lr": 1}, "eval": {}, "experiment": {}, "seed": 5,
+                             "pool": {"sources": [{"name": "d", "path": DEMO}]}, "diversity": {"target_size": 3}})
+    assert r.seed == 5 and r.diversity.seed == 5 and r.difficulty.seed == 5 and r.diversity.target_size == 3
+    assert [s.name for s in curate_stages(r)][:5] == ["pool", "dedup", "decontaminate", "difficulty", "diversity"]
+    r = build_curate_recipe({"seed": 5, "pool": {"sources": [{"name": "d", "path": DEMO}]}, "diversity": {"seed": 9}})
+    assert r.diversity.seed == 9
+
+
+def test_build_errors_name_the_key(tmp_path):
+    with pytest.raises(LimoError, match="unknown key"):
+        build_curate_recipe({"pool": {"sources": [{"name": "d", "path": DEMO}]}, "dedupe": {}})
+    with pytest.raises(LimoError, match="recipe.dedup"):
+        build_curate_recipe({"pool": {"sources": [{"name": "d", "path": DEMO}]}, "dedup": {"threshold": "high"}})
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump({"pool": {"sources": [{"name": "d", "path": DEMO}]}}))
+    r = load_curate_recipe(path, ["dedup.threshold=0.9", "difficulty.weak_drop_at=2"])
+    assert r.dedup.threshold == 0.9 and r.difficulty.weak_drop_at == 2
+
+
+def test_model_free_run_and_resume_from_disk(tmp_path):
+    recipe = build_curate_recipe({"seed": 1, "pool": {"sources": [{"name": "limo-demo", "path": DEMO}]},
+                                  "difficulty": {"enabled": False}, "diversity": {"target_size": 12}})
+    run_curate(recipe, tmp_path / "run", tmp_path / "gen.sqlite")
+    summary = {s["stage"]: s for s in json.loads((tmp_path / "run" / "summary.json").read_text())}
+    assert summary["pool"]["rows_read"] == 43 and summary["pool"]["dropped_by_reason"] == {"no_answer": 1}
+    assert summary["dedup"]["dropped_by_reason"] == {"exact_duplicate": 2, "near_duplicate": 2}
+    assert summary["diversity"]["rows_out"] == 12
+    for s in summary.values():
+        if s["stage"] != "pool":
+            assert s["rows_in"] == s["rows_out"] + s["dropped"]
+    assert (tmp_path / "run" / "03_decontaminate" / "contamination_report.json").exists()
+    saved = yaml.safe_load((tmp_path / "run" / "recipe.yaml").read_text())
+    assert saved["diversity"]["target_size"] == 12 and saved["seed"] == 1
+    first = pq.read_table(tmp_path / "run" / "05_diversity" / "data.parquet").to_pylist()
+    # a rerun loads every stage from disk; a changed diversity config reruns only diversity
+    run_curate(recipe, tmp_path / "run", tmp_path / "gen.sqlite")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert all(s["resumed"] for s in summary)
+    recipe.diversity.target_size = 10
+    run_curate(recipe, tmp_path / "run", tmp_path / "gen.sqlite")
+    summary = {s["stage"]: s for s in json.loads((tmp_path / "run" / "summary.json").read_text())}
+    assert summary["decontaminate"]["resumed"] and not summary["diversity"]["resumed"]
+    assert summary["diversity"]["rows_out"] == 10 and len(first) == 12
+
+
+def test_cli_bad_input_is_one_clear_line(tmp_path):
+    (tmp_path / "bad.jsonl").write_text(json.dumps({"question": "a?", "answer": "1"}) + "\n")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"pool": {"sources": [{"name": "b", "path": str(tmp_path / "bad.jsonl")}]}}))
+    out = subprocess.run([sys.executable, "-m", "limo.cli", "curate", str(recipe), "--out", str(tmp_path / "run")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2
+    assert "bad.jsonl" in out.stderr and "line 1" in out.stderr and "'problem'" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def _cache_rows(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path, timeout=60) as conn:
+        try:
+            return conn.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_during_difficulty(tmp_path):
+    recipe = {
+        "seed": 0,
+        "pool": {"sources": [{"name": "limo-demo", "path": DEMO, "limit": 8, "seed": 2}]},
+        "decontaminate": {"enabled": False},
+        "difficulty": {"weak": {"engine": {"model": "smollm2-135m", "engine": "hf", "batch_size": 1},
+                                "sampling": {"temperature": 0.8, "max_tokens": 12, "seed": 0}, "n": 3}},
+        "diversity": {"target_size": 4},
+    }
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    cmd = [sys.executable, "-m", "limo.cli", "curate", str(path)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+    # reference: one uninterrupted run with its own cache
+    subprocess.run(cmd + ["--out", str(tmp_path / "a"), "--cache", str(tmp_path / "a.sqlite")], check=True,
+                   capture_output=True, timeout=1800, env=env)
+    stats_a = json.loads((tmp_path / "a" / "04_difficulty" / "stats.json").read_text())
+    total = stats_a["engines"]["tier 1: smollm2-135m"]["generated"]
+    assert total == _cache_rows(tmp_path / "a.sqlite") >= 8
+
+    # interrupted run: kill -9 once some (not all) generations are in the cache
+    cache_b = tmp_path / "b.sqlite"
+    proc = subprocess.Popen(cmd + ["--out", str(tmp_path / "b"), "--cache", str(cache_b)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 1800
+    while _cache_rows(cache_b) < 3 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    at_kill = _cache_rows(cache_b)
+    assert 3 <= at_kill < total
+    assert (tmp_path / "b" / "03_decontaminate" / "done").exists()
+    assert not (tmp_path / "b" / "04_difficulty" / "done").exists()
+
+    subprocess.run(cmd + ["--out", str(tmp_path / "b"), "--cache", str(cache_b)], check=True,
+                   capture_output=True, timeout=1800, env=env)
+    eng = json.loads((tmp_path / "b" / "04_difficulty" / "stats.json").read_text())["engines"]["tier 1: smollm2-135m"]
+    assert eng["cache_hits"] == at_kill                    # everything finished before the kill was reused
+    assert eng["generated"] == total - at_kill              # and only the rest was generated
+    assert _cache_rows(cache_b) == total
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert [s["resumed"] for s in summary][:3] == [True, True, True]
+    for stage in ("04_difficulty", "05_diversity"):
+        for part in ("data", "dropped"):
+            a = pq.read_table(tmp_path / "a" / stage / f"{part}.parquet").to_pylist()
+            b = pq.read_table(tmp_path / "b" / stage / f"{part}.parquet").to_pylist()
+            assert a == b
