@@ -186,6 +186,7 @@ def _evaluate_one(engine, name: str, cfg: EvalConfig, sampling: SamplingParams) 
             )
     result = benchmark_results(samples, n, seed=cfg.seed)
     result["generated"] = generated
+    result["paper_protocol"] = spec.paper_protocol  # what the LIMO paper reports for this benchmark
     return samples, result
 
 
