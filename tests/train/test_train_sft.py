@@ -48,21 +48,25 @@ def test_padding_free_batch_equals_separate_sequences(tiny_model_dir):
 
 
 @pytest.mark.slow
-def test_cpu_sft_smollm2_loss_goes_down_and_model_reloads(math_messages, tmp_path):
+def test_cpu_sft_smollm2_loss_goes_down_and_model_reloads(shared_data, tmp_path):
+    """8 short MATH solutions, 3 epochs of batch 1 (24 steps): the last quarter of the steps sees each example for
+    the third time, so its loss must be clearly below the first quarter's (unseen examples)."""
+    from conftest import build_messages_jsonl
+
     from limo.engines.base import EngineConfig, SamplingParams
     from limo.engines.cache import CachedEngine, GenerationCache
 
+    data = tmp_path / "m8.jsonl"
+    assert build_messages_jsonl(data, 8, max_solution_chars=140) == 8
     out = tmp_path / "sft"
-    cfg = _cfg(
-        "smollm2-135m", math_messages, learning_rate=1e-4, max_steps=24, global_batch_size=2, per_device_batch_size=2
-    )
+    cfg = _cfg("smollm2-135m", data, learning_rate=1e-4, max_steps=24, global_batch_size=1, per_device_batch_size=1)
     assert run_train(cfg, out) == out
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["steps"] == 24
     assert summary["last_window_loss"] < summary["first_window_loss"] * 0.9, summary["losses"]
     assert json.loads((out / "memory_plan.json").read_text())["batch"]["accumulation"] == 1
-    data = json.loads((out / "data_stats.json").read_text())
-    assert data["rows_in"] == data["rows_out"] == 32 and data["loss_tokens"] < data["tokens"]
+    stats = json.loads((out / "data_stats.json").read_text())
+    assert stats["rows_in"] == stats["rows_out"] == 8 and stats["loss_tokens"] < stats["tokens"]
     # the saved directory is a complete model: weights, tokenizer, the training chat template
     assert (out / "config.json").exists() and (out / "model.safetensors").exists()
     assert "generation" in (out / "chat_template.jinja").read_text()

@@ -19,7 +19,9 @@ def test_mask_is_exactly_the_assistant_turn(tokenizer):
     messages = chat_messages("What is 2+3?", answer)
     ids, labels = tokenize_messages(tokenizer, messages)
     # the prompt as inference renders it (generation prompt included) is exactly the unlabelled prefix
-    prompt_ids = tokenizer.apply_chat_template(messages[:-1], tokenize=True, add_generation_prompt=True, return_dict=True)["input_ids"]
+    prompt_ids = tokenizer.apply_chat_template(
+        messages[:-1], tokenize=True, add_generation_prompt=True, return_dict=True
+    )["input_ids"]
     target = tokenizer(answer + "<|im_end|>", add_special_tokens=False)["input_ids"]
     start, end = len(prompt_ids), len(prompt_ids) + len(target)
     assert ids[:start] == list(prompt_ids)
@@ -64,7 +66,9 @@ def test_family_formats(tokenizer):
     assert text == f"{tokenizer.bos_token}[SYSTEM_PROMPT]S[/SYSTEM_PROMPT][INST]Q?[/INST]A.{tokenizer.eos_token}"
     tokenizer.chat_template = get_template("llama3")
     text = tokenizer.apply_chat_template(m[:2], tokenize=False, add_generation_prompt=True)
-    assert text.endswith("<|start_header_id|>user<|end_header_id|>\n\nQ?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
+    assert text.endswith(
+        "<|start_header_id|>user<|end_header_id|>\n\nQ?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+    )
     tokenizer.chat_template = get_template("qwen")
     text = tokenizer.apply_chat_template(m[1:2], tokenize=False, add_generation_prompt=True)
     assert text.startswith("<|im_start|>system\nYou are Qwen")

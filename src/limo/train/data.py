@@ -49,12 +49,16 @@ def resolve_source(source: str) -> Path | str:
         for candidate in (path / "export" / "messages.jsonl", path / "export" / "hf"):
             if candidate.exists():
                 return candidate
-        raise LimoError(f"{path}: no export/messages.jsonl or export/hf in this run directory (run `limo curate` first)")
+        raise LimoError(
+            f"{path}: no export/messages.jsonl or export/hf in this run directory (run `limo curate` first)"
+        )
     if path.exists():
         return path
     if source.count("/") == 1 and not source.startswith((".", "/")):
         return source  # hub dataset id
-    raise LimoError(f"training data '{source}' not found (a messages JSONL, a save_to_disk dir, a run dir or a hub id)")
+    raise LimoError(
+        f"training data '{source}' not found (a messages JSONL, a save_to_disk dir, a run dir or a hub id)"
+    )
 
 
 def load_rows(source: str) -> tuple[str, list[tuple[int | None, Any]]]:
@@ -92,7 +96,12 @@ def check_messages(messages: Any, where: str, line: int | None) -> str | None:
         if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
             raise InputError(f"message {k} needs string 'role' and 'content'", path=where, line=line, field="messages")
         if m["role"] not in ROLES:
-            raise InputError(f"message {k}: unknown role {m['role']!r}; known: {list(ROLES)}", path=where, line=line, field="messages")
+            raise InputError(
+                f"message {k}: unknown role {m['role']!r}; known: {list(ROLES)}",
+                path=where,
+                line=line,
+                field="messages",
+            )
     if not any(m["role"] == "assistant" and m["content"].strip() for m in messages):
         return "no_assistant_turn"
     return None

@@ -136,7 +136,9 @@ class BatchPlan:
 def plan_batch(global_batch: int, per_device: int, devices: int) -> BatchPlan:
     """Gradient accumulation that keeps the recipe's global batch on `devices` devices; error when impossible."""
     if global_batch < 1 or per_device < 1 or devices < 1:
-        raise LimoError(f"batch sizes and device count must be >= 1 (global {global_batch}, per device {per_device}, devices {devices})")
+        raise LimoError(
+            f"batch sizes and device count must be >= 1 (global {global_batch}, per device {per_device}, devices {devices})"
+        )
     step = per_device * devices
     if global_batch % step:
         ok = [d for d in range(1, global_batch + 1) if global_batch % (per_device * d) == 0]
@@ -292,14 +294,19 @@ def print_and_save(plan: MemoryPlan, batch: BatchPlan | None, out_dir: Path | No
 
     from limo.console import console
 
-    table = Table(title=f"memory plan per GPU: {plan.model} ({plan.params / 1e9:.2f}B params), {plan.strategy} on {plan.gpus} GPU(s)")
+    table = Table(
+        title=f"memory plan per GPU: {plan.model} ({plan.params / 1e9:.2f}B params), {plan.strategy} on {plan.gpus} GPU(s)"
+    )
     table.add_column("item")
     table.add_column("GB", justify="right")
     rows = [
         ("weights", plan.weights_gb),
         ("gradients", plan.gradients_gb),
         ("optimizer states", plan.optimizer_gb),
-        (f"activations @ {plan.seq_len} tok x {plan.micro_batch} ({'checkpointing' if plan.gradient_checkpointing else 'no checkpointing'})", plan.activations_gb),
+        (
+            f"activations @ {plan.seq_len} tok x {plan.micro_batch} ({'checkpointing' if plan.gradient_checkpointing else 'no checkpointing'})",
+            plan.activations_gb,
+        ),
         ("  (with checkpointing)", plan.activations_ckpt_gb),
         ("  (without checkpointing)", plan.activations_no_ckpt_gb),
         ("CPU RAM (offloaded, per GPU)", plan.cpu_offload_gb),

@@ -104,6 +104,8 @@ def build_train_config(data: dict[str, Any], where: str = "train") -> TrainConfi
     if "train" in data and isinstance(data["train"], dict):
         data, where = data["train"], f"{where}.train"
     data = {k: v for k, v in data.items() if k not in ("name", "description")}
+    if data.get("save_strategy") is False:  # YAML reads a bare `no` as false
+        data["save_strategy"] = "no"
     return build(TrainConfig, data, where)
 
 
@@ -157,6 +159,12 @@ def _precision(cfg: TrainConfig) -> str:
             raise LimoError(f"precision {cfg.precision} needs a GPU here; use precision: auto or fp32 on CPU")
         return cfg.precision
     return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _uses_deepspeed(cfg: TrainConfig) -> bool:
@@ -232,6 +240,8 @@ def sft_args(cfg: TrainConfig, out_dir: Path, batch: BatchPlan, precision: str):
         padding_free=cfg.batching == "padding_free",
         ddp_find_unused_parameters=False if world_size() > 1 else None,
         disable_tqdm=not is_main_process(),
+        # without a GPU, accelerate only sets up multi-process (gloo) training when told it runs on CPU
+        use_cpu=precision == "fp32" and not _cuda(),
     )
 
 
@@ -239,7 +249,11 @@ def _peft_config(spec: PeftSpec):
     from peft import LoraConfig
 
     return LoraConfig(
-        r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout, target_modules=spec.target_modules, task_type="CAUSAL_LM"
+        r=spec.r,
+        lora_alpha=spec.alpha,
+        lora_dropout=spec.dropout,
+        target_modules=spec.target_modules,
+        task_type="CAUSAL_LM",
     )
 
 
@@ -340,7 +354,7 @@ def run_train(cfg: TrainConfig, out_dir: str | Path, plan_only: bool = False) ->
             "epochs": trainer.state.epoch,
             "seconds": seconds,
             "train_loss": result.training_loss,
-            "world_size": world_size(),
+            "world_size": trainer.args.world_size,
             "batch": batch.__dict__,
             "batching": cfg.batching,
             "precision": precision,

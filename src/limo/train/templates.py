@@ -86,7 +86,9 @@ def apply_template(tokenizer, name: str) -> str:
         return tokenizer.chat_template
     own = tokenizer.chat_template
     if not own:
-        raise LimoError(f"chat_template: 'model' but this tokenizer has no chat template; use one of {', '.join(TEMPLATES)}")
+        raise LimoError(
+            f"chat_template: 'model' but this tokenizer has no chat template; use one of {', '.join(TEMPLATES)}"
+        )
     if has_generation_markers(own):
         return own
     try:
