@@ -30,7 +30,8 @@ def _cfg(model: str, data, **kw) -> TrainConfig:
 
 def test_padding_free_batch_equals_separate_sequences(tiny_model_dir):
     """On CPU (sdpa) a flattened batch with position_ids must not attend across samples. transformers builds the
-    block-diagonal mask from position_ids only without a KV cache, which is how TRL calls the model (use_cache=False)."""
+    block-diagonal mask from position_ids only without a KV cache, which is how TRL calls the model
+    (use_cache=False)."""
     import torch
     from transformers import AutoModelForCausalLM
 

@@ -41,7 +41,7 @@ def test_multi_turn_masks_every_assistant_turn_and_no_user_turn(tokenizer):
         {"role": "assistant", "content": "A two"},
     ]
     ids, labels = tokenize_messages(tokenizer, messages)
-    trained = tokenizer.decode([t for t, v in zip(ids, labels) if v != IGNORE])
+    trained = tokenizer.decode([t for t, v in zip(ids, labels, strict=False) if v != IGNORE])
     assert trained == "A one<|im_end|>A two<|im_end|>"
 
 
@@ -51,7 +51,7 @@ def test_every_template_masks_the_answer_and_ends_the_turn(tokenizer, name):
     assert has_generation_markers(template)
     messages = chat_messages("What is 2+3?", "It is \\boxed{5}.")
     ids, labels = tokenize_messages(tokenizer, messages)
-    trained = tokenizer.decode([t for t, v in zip(ids, labels) if v != IGNORE])
+    trained = tokenizer.decode([t for t, v in zip(ids, labels, strict=False) if v != IGNORE])
     assert trained.startswith("It is \\boxed{5}.")
     assert trained != "It is \\boxed{5}."  # the end-of-turn token is trained too
     assert "What is 2+3?" not in trained

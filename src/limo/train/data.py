@@ -114,7 +114,7 @@ def tokenize_messages(tokenizer, messages: list[dict]) -> tuple[list[int], list[
     )
     ids = list(out["input_ids"])
     mask = list(out["assistant_masks"])
-    labels = [t if m else IGNORE for t, m in zip(ids, mask)]
+    labels = [t if m else IGNORE for t, m in zip(ids, mask, strict=False)]
     return ids, labels
 
 
@@ -140,7 +140,8 @@ def tokenize_rows(
         ids, labels = tokenize_messages(tokenizer, messages)
         if all(label == IGNORE for label in labels):
             raise LimoError(
-                f"{where}, line {line}: the chat template marked no assistant tokens; it needs {{% generation %}} markers"
+                f"{where}, line {line}: the chat template marked no assistant tokens; "
+                "it needs {% generation %} markers"
             )
         if len(ids) > cutoff:
             if overlength == "drop":

@@ -130,14 +130,18 @@ class BatchPlan:
     accumulation: int
 
     def as_text(self) -> str:
-        return f"{self.per_device} per device x {self.accumulation} accumulation x {self.devices} devices = {self.global_batch}"
+        return (
+            f"{self.per_device} per device x {self.accumulation} accumulation x {self.devices} devices"
+            f" = {self.global_batch}"
+        )
 
 
 def plan_batch(global_batch: int, per_device: int, devices: int) -> BatchPlan:
     """Gradient accumulation that keeps the recipe's global batch on `devices` devices; error when impossible."""
     if global_batch < 1 or per_device < 1 or devices < 1:
         raise LimoError(
-            f"batch sizes and device count must be >= 1 (global {global_batch}, per device {per_device}, devices {devices})"
+            "batch sizes and device count must be >= 1 "
+            f"(global {global_batch}, per device {per_device}, devices {devices})"
         )
     step = per_device * devices
     if global_batch % step:
@@ -295,16 +299,18 @@ def print_and_save(plan: MemoryPlan, batch: BatchPlan | None, out_dir: Path | No
     from limo.console import console
 
     table = Table(
-        title=f"memory plan per GPU: {plan.model} ({plan.params / 1e9:.2f}B params), {plan.strategy} on {plan.gpus} GPU(s)"
+        title=f"memory plan per GPU: {plan.model} ({plan.params / 1e9:.2f}B params), "
+        f"{plan.strategy} on {plan.gpus} GPU(s)"
     )
     table.add_column("item")
     table.add_column("GB", justify="right")
+    ckpt = "checkpointing" if plan.gradient_checkpointing else "no checkpointing"
     rows = [
         ("weights", plan.weights_gb),
         ("gradients", plan.gradients_gb),
         ("optimizer states", plan.optimizer_gb),
         (
-            f"activations @ {plan.seq_len} tok x {plan.micro_batch} ({'checkpointing' if plan.gradient_checkpointing else 'no checkpointing'})",
+            f"activations @ {plan.seq_len} tok x {plan.micro_batch} ({ckpt})",
             plan.activations_gb,
         ),
         ("  (with checkpointing)", plan.activations_ckpt_gb),

@@ -80,6 +80,13 @@ class TrainConfig:
     dataloader_num_workers: int = 0
 
     def __post_init__(self):
+        for name in ("learning_rate", "epochs", "warmup_ratio", "weight_decay", "max_grad_norm", "gpu_memory_gb"):
+            value = getattr(self, name)
+            if isinstance(value, str):  # YAML 1.1 reads `1e-4` (no dot) as a string
+                try:
+                    setattr(self, name, float(value))
+                except ValueError:
+                    raise ValueError(f"{name}: expected a number, got {value!r}") from None
         if self.chat_template not in KNOWN:
             raise ValueError(f"unknown chat_template '{self.chat_template}'; known: {', '.join(KNOWN)}")
         for name in ("cutoff", "global_batch_size", "per_device_batch_size", "logging_steps", "save_steps"):
