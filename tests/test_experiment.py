@@ -46,6 +46,7 @@ def test_bad_grid_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # trains twice on CPU; generous for a loaded 2-core machine
 def test_tiny_experiment_two_variants_end_to_end(tmp_path, tiny_recipe):
     from limo.experiment import run_experiment
 

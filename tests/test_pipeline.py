@@ -17,6 +17,7 @@ def test_run_needs_train_and_eval_sections(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # trains twice on CPU; generous for a loaded 2-core machine
 def test_tiny_run_end_to_end_and_resume(tmp_path, tiny_recipe):
     from limo.engines.cache import GenerationCache
     from limo.pipeline import run_pipeline
