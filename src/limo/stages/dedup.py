@@ -11,7 +11,6 @@ order), so the kept row of a group is the one from the highest-priority source. 
 Benchmark: `python bench/dedup.py` (200k problems).
 """
 
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,9 +19,6 @@ from datasets import Dataset
 from limo.console import progress_bar
 from limo.runs import StageContext, StageResult
 from limo.stages.common import exact_key, to_rows, tokens, with_reason
-
-_PRIME = np.uint64((1 << 61) - 1)
-_MAX_HASH = np.uint64((1 << 32) - 1)
 
 
 @dataclass
@@ -44,43 +40,66 @@ class Config:
             raise ValueError("shingle_size must be >= 1")
 
 
-def shingle_hashes(text: str, k: int) -> np.ndarray:
-    """32-bit hashes of the word k-grams of `text` (one hash of the whole text when it has fewer than k words)."""
-    toks = tokens(text)
-    if not toks:
-        return np.array([zlib.crc32(exact_key(text).encode())], dtype=np.uint64)
-    h = np.fromiter((zlib.crc32(t.encode()) for t in toks), dtype=np.uint64, count=len(toks))
-    if len(toks) < k:
-        k = len(toks)
-    # polynomial combination of k consecutive token hashes, mod 2^32
-    acc = np.zeros(len(toks) - k + 1, dtype=np.uint64)
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+_COMBINE = np.uint64(1_000_003)
+
+
+def _token_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(flat 64-bit hashes of every document's tokens, tokens per document). Tokens are numbered in order of first
+    appearance (deterministic for a given input) and mixed into 64-bit values."""
+    vocab: dict[str, int] = {}
+    ids: list[int] = []
+    lens = np.empty(len(texts), dtype=np.int64)
+    for d, text in enumerate(texts):
+        toks = tokens(text) or [exact_key(text) or "<empty>"]
+        lens[d] = len(toks)
+        ids.extend(vocab.setdefault(t, len(vocab) + 1) for t in toks)
+    h = np.asarray(ids, dtype=np.uint64) * _MIX
+    return h ^ (h >> np.uint64(29)), lens
+
+
+def shingles(texts: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(hashes of word k-grams, first shingle index per document + total). A document with fewer than k words
+    has one shingle: all its words."""
+    h, lens = _token_hashes(texts)
+    starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+    k_doc = np.minimum(lens, k)  # short documents use all their words
+    n_sh = lens - k_doc + 1
+    doc_of = np.repeat(np.arange(len(texts)), n_sh)
+    pos = np.arange(int(n_sh.sum())) - np.repeat(np.cumsum(n_sh) - n_sh, n_sh) + starts[doc_of]
+    kk = k_doc[doc_of]
+    acc = np.zeros(len(pos), dtype=np.uint64)
     for j in range(k):
-        acc = (acc * np.uint64(1_000_003) + h[j : len(h) - k + 1 + j]) & _MAX_HASH
-    return np.unique(acc)
+        take = j < kk
+        acc = np.where(take, acc * _COMBINE + h[np.minimum(pos + j, len(h) - 1)], acc)
+    offsets = np.concatenate([[0], np.cumsum(n_sh)])
+    return acc, offsets
 
 
 def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.RandomState(seed)
-    a = rng.randint(1, (1 << 31) - 1, size=num_perm, dtype=np.int64).astype(np.uint64)
-    b = rng.randint(0, (1 << 31) - 1, size=num_perm, dtype=np.int64).astype(np.uint64)
+    a = rng.randint(1, 2**62, size=num_perm, dtype=np.int64).astype(np.uint64) * np.uint64(2) + np.uint64(1)
+    b = rng.randint(0, 2**62, size=num_perm, dtype=np.int64).astype(np.uint64)
     return a, b
 
 
-def signatures(texts: list[str], cfg: Config, progress=None, chunk_shingles: int = 100_000) -> np.ndarray:
-    """MinHash signatures (len(texts) x num_perm, uint64), computed chunk-wise with numpy."""
+def signatures(texts: list[str], cfg: Config, progress=None, chunk_shingles: int = 8192) -> np.ndarray:
+    """MinHash signatures (len(texts) x num_perm), computed with numpy over cache-sized chunks of documents:
+    multiply-shift hashing ((a*x + b) mod 2^64) >> 32 with odd a, one min per document and permutation."""
     a, b = permutations(cfg.num_perm, cfg.hash_seed)
+    a, b = a[:, None], b[:, None]
+    sh, offsets = shingles(texts, cfg.shingle_size)
     sig = np.empty((len(texts), cfg.num_perm), dtype=np.uint64)
+    shift = np.uint64(32)
     start = 0
     while start < len(texts):
-        parts, total, end = [], 0, start
-        while end < len(texts) and (total < chunk_shingles or end == start):
-            parts.append(shingle_hashes(texts[end], cfg.shingle_size))
-            total += len(parts[-1])
-            end += 1
-        hv = np.concatenate(parts)
-        offsets = np.cumsum([0] + [len(p) for p in parts[:-1]])
-        phv = ((hv[:, None] * a[None, :] + b[None, :]) % _PRIME) & _MAX_HASH
-        sig[start:end] = np.minimum.reduceat(phv, offsets, axis=0)
+        end = int(np.searchsorted(offsets, offsets[start] + chunk_shingles, side="right")) - 1
+        end = min(max(end, start + 1), len(texts))
+        lo, hi = int(offsets[start]), int(offsets[end])
+        phv = sh[None, lo:hi] * a  # (num_perm, shingles): rows contiguous, so the per-document min is fast
+        phv += b
+        phv >>= shift
+        sig[start:end] = np.minimum.reduceat(phv, offsets[start:end] - lo, axis=1).T
         if progress:
             progress(end - start)
         start = end
