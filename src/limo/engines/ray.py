@@ -157,7 +157,8 @@ class RayBackend:
             local = cfg.ray_address is None and "RAY_ADDRESS" not in os.environ
             try:
                 ray.init(
-                    address=cfg.ray_address,
+                    # "local" always starts a new instance (None would try the last cluster started here)
+                    address="local" if local else cfg.ray_address,
                     runtime_env={"env_vars": env} if env else None,
                     log_to_driver=False,
                     **({"include_dashboard": False} if local else {}),
