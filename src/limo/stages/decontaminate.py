@@ -11,7 +11,7 @@ is missing, every file in data_dir()/benchmarks/), plus `extra_files`. A pool ro
 RUN/03_decontaminate/contamination_report.json and .md list, per benchmark, the matched pool rows, the items
 they match, the match type and the scores. Matched rows are dropped with drop_reason "contaminated".
 
-    decontaminate: {benchmarks: null, extra_files: [my_eval.jsonl], ngram: 8, fuzzy_threshold: 0.8}
+    decontaminate: {benchmarks: null, extra_files: [my_eval.jsonl], ngram: 8, fuzzy_threshold: 0.9}
 """
 
 import difflib
