@@ -115,20 +115,32 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"SFT throughput, {args.samples} samples, lognormal lengths (median {args.median:g}, sigma {args.sigma})")
+    table = Table(
+        title=f"SFT throughput, {args.samples} samples, lognormal lengths (median {args.median:g}, sigma {args.sigma})"
+    )
     for col in ("mode", "steps", "real tokens", "pad %", "seconds", "tokens/s", "x padded"):
         table.add_column(col, justify="right")
     for r in results:
         table.add_row(
-            r["mode"], str(r["steps"]), str(r["real_tokens"]), f"{100 * r['pad_fraction']:.0f}",
-            f"{r['seconds']:.1f}", f"{r['tokens_per_s']:.0f}", f"{r['speedup_vs_padded']:.2f}",
+            r["mode"],
+            str(r["steps"]),
+            str(r["real_tokens"]),
+            f"{100 * r['pad_fraction']:.0f}",
+            f"{r['seconds']:.1f}",
+            f"{r['tokens_per_s']:.0f}",
+            f"{r['speedup_vs_padded']:.2f}",
         )
     Console().print(table)
     out = {
         "bench": "train",
         "machine": f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads (2-core CPU dev box, no GPU)",
         "model": f"random Llama, vocab {args.vocab}, hidden {args.hidden}, {args.layers} layers",
-        "lengths": {"min": min(lengths), "median": float(np.median(lengths)), "mean": float(np.mean(lengths)), "max": max(lengths)},
+        "lengths": {
+            "min": min(lengths),
+            "median": float(np.median(lengths)),
+            "mean": float(np.mean(lengths)),
+            "max": max(lengths),
+        },
         "args": {k: str(v) for k, v in vars(args).items()},
         "results": results,
     }

@@ -127,7 +127,9 @@ def main() -> None:
             print(f"{r['seq']:>6} {r['error']}")
         else:
             mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "n/a"
-            print(f"{r['seq']:>6} {r['tokens_per_s']:>10.0f} {r['model_tflops']:>8.1f} {mfu:>6} {r['peak_mem_gb']:>7.1f}")
+            print(
+                f"{r['seq']:>6} {r['tokens_per_s']:>10.0f} {r['model_tflops']:>8.1f} {mfu:>6} {r['peak_mem_gb']:>7.1f}"
+            )
     print(f"wrote {args.out}")
 
 
