@@ -76,6 +76,11 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         return value
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            raise LimoError(f"{where}: expected a number, got {value!r}") from None
     if tp in (int, str, bool) and not isinstance(value, tp):
         raise LimoError(f"{where}: expected {tp.__name__}, got {value!r}")
     if tp is int and isinstance(value, bool):
