@@ -130,6 +130,7 @@ def test_greedy_matches_single_process_and_cache_is_shared(ray_cluster, single_p
         assert [[c.text for c in row] for row in outs] == single_process_outputs
         assert all(row[0].completion_tokens > 0 for row in outs)
         assert engine.stats.generated == len(PROMPTS)
+        assert engine.backend.chunks_done == [2, 2]  # 4 chunks of 2 prompts, spread over both replicas
         # the cache lives in the driver: a second pass is served from it, no replica involved
         again = engine.generate(PROMPTS, GREEDY)
         assert all(c.cached for row in again for c in row)

@@ -247,12 +247,15 @@ class RayBackend:
         inflight: dict = {}  # ObjectRef -> (replica index, Chunk | Ping)
 
         while pending or any(isinstance(job, Chunk) for _, job in inflight.values()):
-            for i in sorted(ready, key=lambda i: load[i]):
-                while pending and load[i] < self.queue_per_replica:
-                    chunk = pending.popleft()
-                    ref = self.replicas[i].generate.remote([requests[p] for p in chunk.positions])
-                    inflight[ref] = (i, chunk)
-                    load[i] += 1
+            while pending:  # one chunk at a time to the least-loaded replica: the work spreads before it queues
+                free = [i for i in ready if load[i] < self.queue_per_replica]
+                if not free:
+                    break
+                i = min(free, key=lambda i: (load[i], i))
+                chunk = pending.popleft()
+                ref = self.replicas[i].generate.remote([requests[p] for p in chunk.positions])
+                inflight[ref] = (i, chunk)
+                load[i] += 1
             if not inflight:
                 raise LimoError(
                     f"ray engine: all {len(self.replicas)} replicas died; {sum(len(c.positions) for c in pending)} "
