@@ -93,6 +93,7 @@ def test_datacard_counts_balance_and_files_exist(tmp_path, shared_data):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # the whole demo curation on a shared 2-core CPU: minutes, more under load
 def test_demo_recipe_end_to_end(tmp_path):
     """recipes/demo.yaml (embedded SmolLM2 + the demo pool + reference solutions) -> non-empty export + data card."""
     from datasets import load_from_disk
