@@ -115,7 +115,7 @@ def main() -> None:
     prompts = load_prompts(args.prompts)
     sampling = SamplingParams(max_tokens=args.max_tokens)
     default_threads = torch.get_num_threads()
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     hf_backend = HFBackend(EngineConfig(model=MODEL, engine="hf", batch_size=args.batch_size))
     runs: dict[str, list[dict]] = {c[0]: [] for c in CONFIGS}
     with tempfile.TemporaryDirectory() as tmp:
