@@ -1,6 +1,6 @@
 """The `hf` engine with the real SmolLM2-135M on CPU: determinism, seeded sampling, stop strings, batch independence.
 
-    .venv/bin/pytest tests/engines/test_hf.py
+.venv/bin/pytest tests/engines/test_hf.py
 """
 
 import pytest
