@@ -89,12 +89,14 @@ def _cache_rows(path: Path) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_resume_after_kill_9_during_difficulty(tmp_path):
     recipe = {
         "seed": 0,
-        "pool": {"sources": [{"name": "limo-demo", "path": DEMO, "limit": 8, "seed": 2}]},
+        "pool": {"sources": [{"name": "limo-demo", "path": DEMO, "limit": 5, "seed": 2}]},
         "decontaminate": {"enabled": False},
-        "difficulty": {"weak": {"engine": {"model": "smollm2-135m", "engine": "hf", "batch_size": 1},
+        # one batch per round: a resumed round has the same batch as the uninterrupted one
+        "difficulty": {"weak": {"engine": {"model": "smollm2-135m", "engine": "hf", "batch_size": 8},
                                 "sampling": {"temperature": 0.8, "max_tokens": 12, "seed": 0}, "n": 3}},
         "diversity": {"target_size": 4},
     }
@@ -108,7 +110,7 @@ def test_resume_after_kill_9_during_difficulty(tmp_path):
                    capture_output=True, timeout=1800, env=env)
     stats_a = json.loads((tmp_path / "a" / "04_difficulty" / "stats.json").read_text())
     total = stats_a["engines"]["tier 1: smollm2-135m"]["generated"]
-    assert total == _cache_rows(tmp_path / "a.sqlite") >= 8
+    assert total == _cache_rows(tmp_path / "a.sqlite") >= 6
 
     # interrupted run: kill -9 once some (not all) generations are in the cache
     cache_b = tmp_path / "b.sqlite"
