@@ -41,7 +41,7 @@ def perturb(text: str, kind: str, rng: random.Random) -> str:
         if not nums:
             return text + " (1)"
         m = rng.choice(nums)
-        return text[: m.start()] + str(int(m.group()) + rng.randint(1, 9)) + text[m.end():]
+        return text[: m.start()] + str(int(m.group()) + rng.randint(1, 9)) + text[m.end() :]
     if kind == "word_drop":
         words = text.split(" ")
         if len(words) > 3:
@@ -55,8 +55,11 @@ KINDS = ["whitespace", "punctuation", "number_swap", "word_drop"]
 
 def build(total: int, planted: int, seed: int):
     rng = random.Random(seed)
-    real = [json.loads(line)["problem"] for name in ("math_train", "aime_1983_2023")
-            for line in open(data_dir() / "pools" / f"{name}.jsonl")]
+    real = [
+        json.loads(line)["problem"]
+        for name in ("math_train", "aime_1983_2023")
+        for line in open(data_dir() / "pools" / f"{name}.jsonl")
+    ]
     bank = [s.strip() for t in real for s in re.split(r"(?<=[.?!])\s+", t) if len(s.split()) >= 4]
     n_synth = total - planted - len(real)
     synth = []
@@ -87,8 +90,9 @@ def score(found, family, kinds):
     first_of: dict[int, int] = {}
     for i in range(len(family)):
         first_of.setdefault(family[i], i)
-    should = [i for i in planted if first_of[family[i]] != i] + \
-             [i for i, k in enumerate(kinds) if not k.startswith("planted") and first_of[family[i]] != i]
+    should = [i for i in planted if first_of[family[i]] != i] + [
+        i for i, k in enumerate(kinds) if not k.startswith("planted") and first_of[family[i]] != i
+    ]
     hit = sum(1 for i in should if i in found and family[found[i][0]] == family[i])
     labelled_drops = [i for i in found if kinds[i] != "real" or kinds[found[i][0]] != "real"]
     correct = sum(1 for i in labelled_drops if family[found[i][0]] == family[i])
@@ -154,20 +158,31 @@ def main() -> None:
 
     rows = [
         {"method": "exact only (normalised text)", "seconds": round(exact_s, 1), **score(exact_only, family, kinds)},
-        {"method": f"exact + MinHash LSH (threshold {cfg.threshold}, {cfg.num_perm} perm, "
-                   f"{cfg.shingle_size}-word shingles)", "seconds": round(full_s, 1), **score(found, family, kinds)},
+        {
+            "method": f"exact + MinHash LSH (threshold {cfg.threshold}, {cfg.num_perm} perm, "
+            f"{cfg.shingle_size}-word shingles)",
+            "seconds": round(full_s, 1),
+            **score(found, family, kinds),
+        },
     ]
-    print(f"{len(texts)} problems ({sum(k == 'real' for k in kinds)} real, "
-          f"{sum(k == 'synthetic' for k in kinds)} synthetic, {args.planted} planted copies); built in {build_s:.1f}s")
+    print(
+        f"{len(texts)} problems ({sum(k == 'real' for k in kinds)} real, "
+        f"{sum(k == 'synthetic' for k in kinds)} synthetic, {args.planted} planted copies); built in {build_s:.1f}s"
+    )
     print(f"{'method':70s} {'sec':>6s} {'recall':>7s} {'prec':>7s} {'real-real':>9s}")
     for r in rows:
-        print(f"{r['method']:70s} {r['seconds']:6.1f} {r['recall']:7.4f} {r['precision']:7.4f} "
-              f"{r['real_vs_real_drops']:9d}")
+        print(
+            f"{r['method']:70s} {r['seconds']:6.1f} {r['recall']:7.4f} {r['precision']:7.4f} "
+            f"{r['real_vs_real_drops']:9d}"
+        )
     print("recall by perturbation (MinHash):", rows[1]["recall_by_perturbation"])
     print(f"signatures: numpy batch {ours_rate:,.0f} docs/s vs datasketch per-document {ds_rate:,.0f} docs/s")
     result = {
         "machine": "2-core CPU dev box, no GPU (shared with other jobs)",
-        "problems": len(texts), "planted": args.planted, "seed": args.seed, "methods": rows,
+        "problems": len(texts),
+        "planted": args.planted,
+        "seed": args.seed,
+        "methods": rows,
         "signature_docs_per_s": {"numpy_batch": round(ours_rate), "datasketch_per_document": round(ds_rate)},
         "acceptance": {"under_3_minutes": full_s < 180},
     }

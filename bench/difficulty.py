@@ -42,8 +42,11 @@ class ScriptedBackend:
         for r in requests:
             i = int(r.prompt.split()[1])
             ok = random.Random(r.seed).random() < self.rates[i]
-            out.append(Completion(text=f"\\boxed{{{i if ok else 'x'}}}", prompt_tokens=1, completion_tokens=1,
-                                  finish_reason="stop"))
+            out.append(
+                Completion(
+                    text=f"\\boxed{{{i if ok else 'x'}}}", prompt_tokens=1, completion_tokens=1, finish_reason="stop"
+                )
+            )
         self.generated += len(requests)
         return out
 
@@ -76,8 +79,9 @@ def arm(rates, k_max, s, eps, round_size, cache_path: Path, fixed: bool = False)
         samples = backend.generated
     else:
         rule = weak_rule(k_max, s, eps=eps)
-        att, _, decisions = adaptive_sample(engine, prompts, golds, sampling, k_max, rule, grade, round_size,
-                                            on_round=rule.refit)
+        att, _, decisions = adaptive_sample(
+            engine, prompts, golds, sampling, k_max, rule, grade, round_size, on_round=rule.refit
+        )
         samples = sum(att)
         assert samples == backend.generated
     return {"samples": samples, "seconds": round(time.perf_counter() - t0, 2)}, decisions
@@ -104,8 +108,14 @@ def main() -> None:
     for name, eps, rs in arms:
         res, dec = arm(rates, args.k_max, args.s, eps, rs, work / f"{name.split()[1]}-{rs}-{eps}.sqlite")
         agree = sum(a == b for a, b in zip(base_dec, dec, strict=True)) / len(rates)
-        rows.append({"arm": name, **res, "sample_ratio": round(res["samples"] / base["samples"], 4),
-                     "agreement": round(agree, 4)})
+        rows.append(
+            {
+                "arm": name,
+                **res,
+                "sample_ratio": round(res["samples"] / base["samples"], 4),
+                "agreement": round(agree, 4),
+            }
+        )
     kept = sum(d == "keep" for d in base_dec)
     print(f"pool: {args.problems} problems, mixture {MIXTURE}; fixed run keeps {kept}, s={args.s}")
     print(f"{'arm':40s} {'samples':>9s} {'ratio':>7s} {'agree':>7s} {'sec':>7s}")
@@ -115,10 +125,18 @@ def main() -> None:
     best = min(passing, key=lambda r: r["sample_ratio"]) if passing else rows[-1]
     result = {
         "machine": "2-core CPU dev box, no GPU (shared)",
-        "problems": args.problems, "k_max": args.k_max, "s": args.s, "mixture": MIXTURE, "seed": args.seed,
-        "fixed_keeps": kept, "arms": rows, "best_passing_arm": best["arm"],
-        "acceptance": {"samples_below_half": best["sample_ratio"] < 0.5,
-                       "agreement_at_least_98": best["agreement"] >= 0.98},
+        "problems": args.problems,
+        "k_max": args.k_max,
+        "s": args.s,
+        "mixture": MIXTURE,
+        "seed": args.seed,
+        "fixed_keeps": kept,
+        "arms": rows,
+        "best_passing_arm": best["arm"],
+        "acceptance": {
+            "samples_below_half": best["sample_ratio"] < 0.5,
+            "agreement_at_least_98": best["agreement"] >= 0.98,
+        },
     }
     out = Path(__file__).parent / "results" / "difficulty.json"
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -34,7 +34,9 @@ def smollm2_engine(smollm2_backend, tmp_path):
     from limo.engines.base import EngineConfig
     from limo.engines.cache import CachedEngine, GenerationCache
 
-    engine = CachedEngine(EngineConfig(model="smollm2-135m", engine="hf", batch_size=8), GenerationCache(tmp_path / "gen.sqlite"))
+    engine = CachedEngine(
+        EngineConfig(model="smollm2-135m", engine="hf", batch_size=8), GenerationCache(tmp_path / "gen.sqlite")
+    )
     engine._backend = smollm2_backend
     return engine
 

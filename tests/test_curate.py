@@ -22,8 +22,17 @@ DEMO = str(REPO_ROOT / "recipes" / "data" / "demo_pool.jsonl")
 
 
 def test_build_ignores_other_commands_keys_and_seeds_stages():
-    r = build_curate_recipe({"name": "x", "train": {"lr": 1}, "eval": {}, "experiment": {}, "seed": 5,
-                             "pool": {"sources": [{"name": "d", "path": DEMO}]}, "diversity": {"target_size": 3}})
+    r = build_curate_recipe(
+        {
+            "name": "x",
+            "train": {"lr": 1},
+            "eval": {},
+            "experiment": {},
+            "seed": 5,
+            "pool": {"sources": [{"name": "d", "path": DEMO}]},
+            "diversity": {"target_size": 3},
+        }
+    )
     assert r.seed == 5 and r.diversity.seed == 5 and r.difficulty.seed == 5 and r.diversity.target_size == 3
     assert [s.name for s in curate_stages(r)][:5] == ["pool", "dedup", "decontaminate", "difficulty", "diversity"]
     r = build_curate_recipe({"seed": 5, "pool": {"sources": [{"name": "d", "path": DEMO}]}, "diversity": {"seed": 9}})
@@ -42,8 +51,14 @@ def test_build_errors_name_the_key(tmp_path):
 
 
 def test_model_free_run_and_resume_from_disk(tmp_path):
-    recipe = build_curate_recipe({"seed": 1, "pool": {"sources": [{"name": "limo-demo", "path": DEMO}]},
-                                  "difficulty": {"enabled": False}, "diversity": {"target_size": 12}})
+    recipe = build_curate_recipe(
+        {
+            "seed": 1,
+            "pool": {"sources": [{"name": "limo-demo", "path": DEMO}]},
+            "difficulty": {"enabled": False},
+            "diversity": {"target_size": 12},
+        }
+    )
     run_curate(recipe, tmp_path / "run", tmp_path / "gen.sqlite")
     summary = {s["stage"]: s for s in json.loads((tmp_path / "run" / "summary.json").read_text())}
     assert summary["pool"]["rows_read"] == 43 and summary["pool"]["dropped_by_reason"] == {"no_answer": 1}
@@ -71,8 +86,12 @@ def test_cli_bad_input_is_one_clear_line(tmp_path):
     (tmp_path / "bad.jsonl").write_text(json.dumps({"question": "a?", "answer": "1"}) + "\n")
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump({"pool": {"sources": [{"name": "b", "path": str(tmp_path / "bad.jsonl")}]}}))
-    out = subprocess.run([sys.executable, "-m", "limo.cli", "curate", str(recipe), "--out", str(tmp_path / "run")],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "limo.cli", "curate", str(recipe), "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 2
     assert "bad.jsonl" in out.stderr and "line 1" in out.stderr and "'problem'" in out.stderr
     assert "Traceback" not in out.stderr
@@ -96,8 +115,13 @@ def test_resume_after_kill_9_during_difficulty(tmp_path):
         "pool": {"sources": [{"name": "limo-demo", "path": DEMO, "limit": 5, "seed": 2}]},
         "decontaminate": {"enabled": False},
         # one batch per round: a resumed round has the same batch as the uninterrupted one
-        "difficulty": {"weak": {"engine": {"model": "smollm2-135m", "engine": "hf", "batch_size": 8},
-                                "sampling": {"temperature": 0.8, "max_tokens": 12, "seed": 0}, "n": 3}},
+        "difficulty": {
+            "weak": {
+                "engine": {"model": "smollm2-135m", "engine": "hf", "batch_size": 8},
+                "sampling": {"temperature": 0.8, "max_tokens": 12, "seed": 0},
+                "n": 3,
+            }
+        },
         "diversity": {"target_size": 4},
     }
     path = tmp_path / "r.yaml"
@@ -106,16 +130,25 @@ def test_resume_after_kill_9_during_difficulty(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
     # reference: one uninterrupted run with its own cache
-    subprocess.run(cmd + ["--out", str(tmp_path / "a"), "--cache", str(tmp_path / "a.sqlite")], check=True,
-                   capture_output=True, timeout=1800, env=env)
+    subprocess.run(
+        cmd + ["--out", str(tmp_path / "a"), "--cache", str(tmp_path / "a.sqlite")],
+        check=True,
+        capture_output=True,
+        timeout=1800,
+        env=env,
+    )
     stats_a = json.loads((tmp_path / "a" / "04_difficulty" / "stats.json").read_text())
     total = stats_a["engines"]["tier 1: smollm2-135m"]["generated"]
     assert total == _cache_rows(tmp_path / "a.sqlite") >= 6
 
     # interrupted run: kill -9 once some (not all) generations are in the cache
     cache_b = tmp_path / "b.sqlite"
-    proc = subprocess.Popen(cmd + ["--out", str(tmp_path / "b"), "--cache", str(cache_b)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        cmd + ["--out", str(tmp_path / "b"), "--cache", str(cache_b)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     deadline = time.time() + 1800
     while _cache_rows(cache_b) < 3 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)
@@ -126,11 +159,16 @@ def test_resume_after_kill_9_during_difficulty(tmp_path):
     assert (tmp_path / "b" / "03_decontaminate" / "done").exists()
     assert not (tmp_path / "b" / "04_difficulty" / "done").exists()
 
-    subprocess.run(cmd + ["--out", str(tmp_path / "b"), "--cache", str(cache_b)], check=True,
-                   capture_output=True, timeout=1800, env=env)
+    subprocess.run(
+        cmd + ["--out", str(tmp_path / "b"), "--cache", str(cache_b)],
+        check=True,
+        capture_output=True,
+        timeout=1800,
+        env=env,
+    )
     eng = json.loads((tmp_path / "b" / "04_difficulty" / "stats.json").read_text())["engines"]["tier 1: smollm2-135m"]
-    assert eng["cache_hits"] == at_kill                    # everything finished before the kill was reused
-    assert eng["generated"] == total - at_kill              # and only the rest was generated
+    assert eng["cache_hits"] == at_kill  # everything finished before the kill was reused
+    assert eng["generated"] == total - at_kill  # and only the rest was generated
     assert _cache_rows(cache_b) == total
     summary = json.loads((tmp_path / "b" / "summary.json").read_text())
     assert [s["resumed"] for s in summary][:3] == [True, True, True]

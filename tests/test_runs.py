@@ -32,7 +32,9 @@ def add(ds, cfg, ctx):
 
 
 def _context(tmp_path):
-    return lambda stage_dir: StageContext(run_dir=tmp_path, stage_dir=stage_dir, generation_cache=tmp_path / "c.sqlite")
+    return lambda stage_dir: StageContext(
+        run_dir=tmp_path, stage_dir=stage_dir, generation_cache=tmp_path / "c.sqlite"
+    )
 
 
 def test_stages_write_outputs_and_resume(tmp_path):

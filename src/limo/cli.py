@@ -1,6 +1,6 @@
 """The `limo` command line: one typer app. Each command is a thin wrapper over a module.
 
-    limo generate | grade | eval | compare | curate | train | run | experiment | review
+limo generate | grade | eval | compare | curate | train | run | experiment | review
 """
 
 import sys
@@ -12,7 +12,10 @@ import typer
 from limo.errors import LimoError
 
 app = typer.Typer(
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help="LIMO: less is more for reasoning."
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="LIMO: less is more for reasoning.",
 )
 
 
@@ -52,7 +55,9 @@ def generate(
     cfg.endpoint, cfg.max_retries, cfg.timeout_s = endpoint, max_retries, timeout
     if engine == "ray":
         cfg.inner, cfg.replicas, cfg.ray_address = {"engine": inner_engine}, replicas, ray_address
-    sampling = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed, stop=tuple(stop or ()))
+    sampling = SamplingParams(
+        temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed, stop=tuple(stop or ())
+    )
     run_generate(cfg, input, out, sampling, n, cache)
 
 
@@ -93,7 +98,9 @@ def review(
 def train(
     recipe: Annotated[Path, typer.Argument(help="training recipe YAML (flat keys or under `train:`)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="output dir: final model, checkpoints/, plans, logs")],
-    set_: Annotated[list[str] | None, typer.Option("--set", help="override a recipe key: key=value (repeatable)")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="override a recipe key: key=value (repeatable)")
+    ] = None,
     data: Annotated[str | None, typer.Option(help="training data (overrides the recipe's `data`)")] = None,
     plan_only: Annotated[bool, typer.Option("--plan-only", help="print and save the memory plan, then stop")] = False,
 ):
@@ -110,7 +117,9 @@ def train(
 @app.command()
 def grade(
     input: Annotated[Path, typer.Argument(help="JSONL (or Parquet) with 'response' and 'answer' per row")],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="output JSONL (rows + correct/verdict/extracted)")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="output JSONL (rows + correct/verdict/extracted)")
+    ] = None,
     timeout: Annotated[float, typer.Option(help="hard wall-clock seconds per item")] = 5.0,
     workers: Annotated[int | None, typer.Option(help="grading processes (default: CPU count, at most 8)")] = None,
     response_field: str = "response",
@@ -119,7 +128,9 @@ def grade(
     """Grade responses against gold answers (math-verify + exact checks, worker processes, hard timeouts)."""
     from limo.grading import grade_jsonl
 
-    grade_jsonl(input, out, timeout_s=timeout, workers=workers, response_field=response_field, answer_field=answer_field)
+    grade_jsonl(
+        input, out, timeout_s=timeout, workers=workers, response_field=response_field, answer_field=answer_field
+    )
 
 
 @app.command("eval")
@@ -151,7 +162,9 @@ def eval_(
     names += list(benchmark or [])
     cfg = EvalConfig(
         model=model,
-        engine=EngineConfig(model=model, engine=engine, batch_size=batch_size, base_url=base_url, concurrency=concurrency),
+        engine=EngineConfig(
+            model=model, engine=engine, batch_size=batch_size, base_url=base_url, concurrency=concurrency
+        ),
         benchmarks=names,
         protocol=protocol,
         n=n,
@@ -170,7 +183,9 @@ def eval_(
 @app.command()
 def compare(
     runs: Annotated[list[Path], typer.Argument(help="eval output dirs; the first is the baseline")],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="output dir (default: <first run>/../compare)")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="output dir (default: <first run>/../compare)")
+    ] = None,
     seed: int = 0,
 ):
     """Compare eval runs: side-by-side scores, paired differences with a permutation test, a bar chart."""

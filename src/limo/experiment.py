@@ -110,7 +110,12 @@ def variant_rows(variant: Variant, scored: list[dict], selected: list[dict]) -> 
                 counts["no_candidate_at_level"] = counts.get("no_candidate_at_level", 0) + 1
     else:
         rows = list(selected)
-    for key, column in (("levels", "level"), ("subjects", "subject"), ("sources", "source"), ("tiers", "difficulty_tier")):
+    for key, column in (
+        ("levels", "level"),
+        ("subjects", "subject"),
+        ("sources", "source"),
+        ("tiers", "difficulty_tier"),
+    ):
         allowed = getattr(variant, key)
         if allowed is not None:
             kept = [r for r in rows if r.get(column) in allowed]
@@ -134,8 +139,9 @@ def _stage_rows(run_dir: Path, stage_names: list[str], name: str) -> list[dict]:
     return Run(run_dir).load(stage_names.index(name) + 1, name).to_list()
 
 
-def run_experiment(grid_path: str | Path, out_dir: str | Path, overrides: list[str] | None = None,
-                   cache: str | Path | None = None) -> dict:
+def run_experiment(
+    grid_path: str | Path, out_dir: str | Path, overrides: list[str] | None = None, cache: str | Path | None = None
+) -> dict:
     from limo.curate import build_curate_recipe, curate_stages, run_curate
     from limo.engines.base import local_fingerprint
     from limo.pipeline import eval_step, train_step
@@ -168,7 +174,9 @@ def run_experiment(grid_path: str | Path, out_dir: str | Path, overrides: list[s
             mdir = vdir / _slug(model)
             train_cfg = {**recipe["train"], **grid.model_train.get(model, {}), "model": model}
             model_dir, _ = train_step(train_cfg, data, mdir / "train")
-            res = eval_step(recipe["eval"], str(model_dir), mdir / "eval", cache_path, local_fingerprint(str(model_dir)))
+            res = eval_step(
+                recipe["eval"], str(model_dir), mdir / "eval", cache_path, local_fingerprint(str(model_dir))
+            )
             entries.append(_entry(variant.name, model, variant, {"examples": len(rows), **counts}, res, mdir / "eval"))
     result = {"name": grid.name, "grid": str(grid_path), "benchmarks": _benchmarks(entries), "entries": entries}
     write_json(out_dir / "experiment.json", result)
@@ -212,9 +220,14 @@ def experiment_markdown(result: dict) -> str:
     ]
     for e in result["entries"]:
         cells = [_cell(e["scores"].get(b)) for b in benches]
-        lines.append(f"| {e['variant']} | {e['model']} | {e['data'].get('examples', '-')} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {e['variant']} | {e['model']} | {e['data'].get('examples', '-')} | " + " | ".join(cells) + " |"
+        )
     lines += ["", "Scores in % with 95% confidence intervals (see each eval dir's results.json for the method).", ""]
-    for png, title in (("accuracy_vs_samples.png", "Accuracy vs sample count"), ("accuracy_vs_quality.png", "Accuracy vs quality level")):
+    for png, title in (
+        ("accuracy_vs_samples.png", "Accuracy vs sample count"),
+        ("accuracy_vs_quality.png", "Accuracy vs quality level"),
+    ):
         lines += [f"![{title}]({png})", ""]
     return "\n".join(lines)
 
@@ -249,8 +262,10 @@ def plot_experiment(result: dict, out_dir: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(5.5, 3.5))
         for (model, bench), points in sorted(series.items()):
             points.sort()
-            xs, ys, lo, hi = zip(*points)
-            err = [[100 * (y - a) for y, a in zip(ys, lo)], [100 * (b - y) for y, b in zip(ys, hi)]]
+            xs, ys, lo, hi = zip(*points, strict=False)
+            below = [100 * (y - a) for y, a in zip(ys, lo, strict=True)]
+            above = [100 * (b - y) for y, b in zip(ys, hi, strict=True)]
+            err = [below, above]
             ax.errorbar(xs, [100 * y for y in ys], yerr=err, marker="o", capsize=3, label=f"{bench} ({model})")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("score (%) with 95% CI")
@@ -275,6 +290,9 @@ def _print(result: dict) -> None:
         table.add_column(col)
     for e in result["entries"]:
         table.add_row(
-            e["variant"], e["model"], str(e["data"].get("examples", "-")), *[_cell(e["scores"].get(b)) for b in result["benchmarks"]]
+            e["variant"],
+            e["model"],
+            str(e["data"].get("examples", "-")),
+            *[_cell(e["scores"].get(b)) for b in result["benchmarks"]],
         )
     console.print(table)

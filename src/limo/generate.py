@@ -20,8 +20,12 @@ def read_prompts(path: Path) -> list[dict]:
     for line_no, row in iter_jsonl(path):
         if "messages" in row:
             msgs = row["messages"]
-            if not isinstance(msgs, list) or not all(isinstance(m, dict) and "role" in m and "content" in m for m in msgs):
-                raise InputError("expected a list of {role, content} objects", path=str(path), line=line_no, field="messages")
+            if not isinstance(msgs, list) or not all(
+                isinstance(m, dict) and "role" in m and "content" in m for m in msgs
+            ):
+                raise InputError(
+                    "expected a list of {role, content} objects", path=str(path), line=line_no, field="messages"
+                )
         elif "prompt" in row:
             if not isinstance(row["prompt"], str):
                 raise InputError("expected a string", path=str(path), line=line_no, field="prompt")
@@ -42,7 +46,8 @@ def run_generate(
         outputs = engine.generate(prompts, sampling, n=n, progress=advance)
     seconds = time.perf_counter() - start
     engine.close()
-    write_jsonl(out_path, [{**row, "completions": [c.to_dict() for c in outs]} for row, outs in zip(rows, outputs)])
+    records = [{**row, "completions": [c.to_dict() for c in outs]} for row, outs in zip(rows, outputs, strict=True)]
+    write_jsonl(out_path, records)
     stats = engine.stats.to_dict()
     summary = {
         "prompts": len(rows),

@@ -77,8 +77,13 @@ def eval_step(eval_data: dict[str, Any], model: str, out_dir: Path, cache: Path 
     return results
 
 
-def run_pipeline(recipe_path: str | Path, run_dir: str | Path, overrides: list[str] | None = None,
-                 cache: str | Path | None = None, skip_base_eval: bool = False) -> dict:
+def run_pipeline(
+    recipe_path: str | Path,
+    run_dir: str | Path,
+    overrides: list[str] | None = None,
+    cache: str | Path | None = None,
+    skip_base_eval: bool = False,
+) -> dict:
     """The whole LIMO loop on one recipe. Returns the run summary (also written to RUN/run_summary.json)."""
     from limo.curate import build_curate_recipe, run_curate
     from limo.engines.base import local_fingerprint
@@ -87,7 +92,9 @@ def run_pipeline(recipe_path: str | Path, run_dir: str | Path, overrides: list[s
     data = apply_overrides(load_yaml(recipe_path), list(overrides or []))
     for key in ("train", "eval"):
         if not isinstance(data.get(key), dict):
-            raise LimoError(f"{recipe_path}: `limo run` needs a '{key}:' section (use `limo curate` for curation only)")
+            raise LimoError(
+                f"{recipe_path}: `limo run` needs a '{key}:' section (use `limo curate` for curation only)"
+            )
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     cache_path = Path(cache) if cache else None

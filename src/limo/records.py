@@ -50,9 +50,7 @@ def check_problem_row(row: dict[str, Any], *, path: str | None = None, line: int
         if field not in row:
             raise InputError("missing field", path=path, line=line, field=field)
         if not isinstance(row[field], typ):
-            raise InputError(
-                f"expected {typ}, got {type(row[field]).__name__}", path=path, line=line, field=field
-            )
+            raise InputError(f"expected {typ}, got {type(row[field]).__name__}", path=path, line=line, field=field)
 
 
 def chat_messages(problem: str, response: str | None = None, system: str | None = LIMO_SYSTEM_PROMPT) -> list[dict]:

@@ -157,7 +157,11 @@ def run_stages(
         rows_in = len(ds)
         result = stage.fn(ds, stage.config, context(stage_dir))
         stats = stage_stats(rows_in, result, time.perf_counter() - start)
-        if check_accounting and not stats.get("expands_rows") and stats["rows_in"] != stats["rows_out"] + stats["dropped"]:
+        if (
+            check_accounting
+            and not stats.get("expands_rows")
+            and stats["rows_in"] != stats["rows_out"] + stats["dropped"]
+        ):
             raise LimoError(
                 f"stage '{stage.name}' lost rows: {stats['rows_in']} in, {stats['rows_out']} out, "
                 f"{stats['dropped']} dropped"

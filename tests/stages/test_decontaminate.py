@@ -17,8 +17,11 @@ def _ctx(tmp_path):
 @pytest.fixture(scope="module")
 def real_report(shared_data, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("decon")
-    rows = [json.loads(line) for name in ("math_train", "aime_1983_2023")
-            for line in open(shared_data / "pools" / f"{name}.jsonl")]
+    rows = [
+        json.loads(line)
+        for name in ("math_train", "aime_1983_2023")
+        for line in open(shared_data / "pools" / f"{name}.jsonl")
+    ]
     res = decontaminate.run(rows_to_dataset(rows), decontaminate.Config(), _ctx(tmp))
     report = json.loads((tmp / "03_decontaminate" / "contamination_report.json").read_text())
     return rows, res, report, tmp
@@ -32,8 +35,10 @@ def _math500_ids(shared_data):
     """Registry ids of the MATH500 items, keyed by their MATH unique_id (the README names them that way)."""
     from limo.stages.common import exact_key
 
-    by_text = {exact_key(json.loads(line)["problem"]): json.loads(line)["id"]
-               for line in open(shared_data / "benchmarks" / "math500.jsonl")}
+    by_text = {
+        exact_key(json.loads(line)["problem"]): json.loads(line)["id"]
+        for line in open(shared_data / "benchmarks" / "math500.jsonl")
+    }
     bench = decontaminate.load_benchmarks(decontaminate.Config(benchmarks=["math500"]))["math500"]
     return {by_text[exact_key(r["problem"])]: str(r["id"]) for r in bench}
 
@@ -42,10 +47,12 @@ def test_aime_pool_vs_math500_four_exact_one_near_verbatim(real_report, shared_d
     _, _, report, _ = real_report
     ids = _math500_ids(shared_data)
     pairs = _pairs(report, "math500")
-    for aime, math in [("aime-2001-II-3", "test/intermediate_algebra/90.json"),
-                       ("aime-2015-II-6", "test/intermediate_algebra/1411.json"),
-                       ("aime-2017-II-7", "test/intermediate_algebra/1849.json"),
-                       ("aime-2010-I-6", "test/intermediate_algebra/2146.json")]:
+    for aime, math in [
+        ("aime-2001-II-3", "test/intermediate_algebra/90.json"),
+        ("aime-2015-II-6", "test/intermediate_algebra/1411.json"),
+        ("aime-2017-II-7", "test/intermediate_algebra/1849.json"),
+        ("aime-2010-I-6", "test/intermediate_algebra/2146.json"),
+    ]:
         assert pairs[(aime, ids[math])]["match"] == "exact"
     near = pairs[("aime-2016-I-10", ids["test/intermediate_algebra/345.json"])]
     assert near["match"] == "fuzzy" and near["char_ratio"] >= 0.95
@@ -71,13 +78,30 @@ def test_real_run_drops_every_matched_row_and_writes_markdown(real_report):
 
 def test_extra_file_and_report_only_mode(tmp_path):
     extra = tmp_path / "my_eval.jsonl"
-    extra.write_text(json.dumps({"id": "e1", "problem": "A frog jumps 3 meters each hop. How far has it gone after 7 "
-                                 "hops, counting only the hops it made on Tuesday morning?", "answer": "21"}) + "\n")
+    extra.write_text(
+        json.dumps(
+            {
+                "id": "e1",
+                "problem": "A frog jumps 3 meters each hop. How far has it gone after 7 "
+                "hops, counting only the hops it made on Tuesday morning?",
+                "answer": "21",
+            }
+        )
+        + "\n"
+    )
     pool = [
-        {"id": "p1", "problem": "A frog jumps 3 meters each hop. How far has it gone after 7 hops, counting only the "
-                                "hops it made on Tuesday morning?", "source": "s"},
-        {"id": "p2", "problem": "A frog jumps 3 meters each hop; how far has it gone after 7 hops (counting only the "
-                                "hops that it made on Tuesday morning)?", "source": "s"},
+        {
+            "id": "p1",
+            "problem": "A frog jumps 3 meters each hop. How far has it gone after 7 hops, counting only the "
+            "hops it made on Tuesday morning?",
+            "source": "s",
+        },
+        {
+            "id": "p2",
+            "problem": "A frog jumps 3 meters each hop; how far has it gone after 7 hops (counting only the "
+            "hops that it made on Tuesday morning)?",
+            "source": "s",
+        },
         {"id": "p3", "problem": "Compute the determinant of the identity matrix of size 4.", "source": "s"},
     ]
     cfg = decontaminate.Config(benchmarks=["aime24"], extra_files=[str(extra)])

@@ -12,8 +12,15 @@ def _ctx(tmp_path):
 
 
 def _row(i, problem, source="a"):
-    return {"id": i, "problem": problem, "answer": "1", "solution": None, "source": source, "subject": None,
-            "level": None}
+    return {
+        "id": i,
+        "problem": problem,
+        "answer": "1",
+        "solution": None,
+        "source": source,
+        "subject": None,
+        "level": None,
+    }
 
 
 def test_demo_pool_duplicates(tmp_path):
@@ -31,8 +38,11 @@ def test_demo_pool_duplicates(tmp_path):
 
 def test_source_priority_decides_which_copy_is_kept(tmp_path):
     text = "Let $x$ be a real number such that $x^2 + 4x + 4 = 0$. Find the value of $x$ and explain."
-    rows = [_row("low-1", text, "low"), _row("high-1", text.replace("explain.", "explain why."), "high"),
-            _row("other", "How many primes are less than 20?", "low")]
+    rows = [
+        _row("low-1", text, "low"),
+        _row("high-1", text.replace("explain.", "explain why."), "high"),
+        _row("other", "How many primes are less than 20?", "low"),
+    ]
     cfg = build(dedup.Config, {"priority": ["high", "low"]}, "dedup")
     res = dedup.run(rows_to_dataset(rows), cfg, _ctx(tmp_path))
     assert res.kept["id"] == ["high-1", "other"]
@@ -43,9 +53,11 @@ def test_source_priority_decides_which_copy_is_kept(tmp_path):
 
 
 def test_threshold_and_switches(tmp_path):
-    rows = [_row("a", "What is the greatest product of two integers whose sum is 246?"),
-            _row("b", "What is the greatest product of two integers whose sum is 1998?"),
-            _row("c", "What is the greatest product of two integers whose sum is 246?")]
+    rows = [
+        _row("a", "What is the greatest product of two integers whose sum is 246?"),
+        _row("b", "What is the greatest product of two integers whose sum is 1998?"),
+        _row("c", "What is the greatest product of two integers whose sum is 246?"),
+    ]
     strict = dedup.run(rows_to_dataset(rows), dedup.Config(threshold=0.95), _ctx(tmp_path))
     assert strict.dropped["id"] == ["c"]
     loose = dedup.run(rows_to_dataset(rows), dedup.Config(threshold=0.6), _ctx(tmp_path))
@@ -55,8 +67,11 @@ def test_threshold_and_switches(tmp_path):
 
 
 def test_real_pools_aime_copies_in_math_train(shared_data, tmp_path):
-    rows = [json.loads(line) for name in ("math_train", "aime_1983_2023")
-            for line in open(shared_data / "pools" / f"{name}.jsonl")]
+    rows = [
+        json.loads(line)
+        for name in ("math_train", "aime_1983_2023")
+        for line in open(shared_data / "pools" / f"{name}.jsonl")
+    ]
     res = dedup.run(rows_to_dataset(rows), dedup.Config(), _ctx(tmp_path))
     exact = [r for r in res.dropped if r["drop_reason"] == "exact_duplicate"]
     # README: 196 AIME problems appear verbatim in MATH train; 2 exact pairs inside math_train

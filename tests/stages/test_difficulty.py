@@ -30,8 +30,14 @@ class ScriptedBackend:
             problem = r.prompt[-1]["content"]
             p, gold = self.rates[problem]
             ok = random.Random(r.seed).random() < p
-            out.append(Completion(text=f"so \\boxed{{{gold if ok else 'wrong'}}}", prompt_tokens=1,
-                                  completion_tokens=1, finish_reason="stop"))
+            out.append(
+                Completion(
+                    text=f"so \\boxed{{{gold if ok else 'wrong'}}}",
+                    prompt_tokens=1,
+                    completion_tokens=1,
+                    finish_reason="stop",
+                )
+            )
         self.generated += len(requests)
         return out
 
@@ -61,9 +67,9 @@ def _setup(tmp_path, n_problems=300, seed=1):
 def test_weak_rule_exact_decisions():
     decide = difficulty.weak_rule(k_max=8, s=2)
     assert decide(0, 0) is None
-    assert decide(2, 2) == "drop"          # solved s times: cannot be kept any more
-    assert decide(7, 0) == "keep"          # 0 + 1 remaining < 2
-    assert decide(6, 1) is None            # 1 + 2 remaining could still reach 2
+    assert decide(2, 2) == "drop"  # solved s times: cannot be kept any more
+    assert decide(7, 0) == "keep"  # 0 + 1 remaining < 2
+    assert decide(6, 1) is None  # 1 + 2 remaining could still reach 2
     assert decide(8, 1) == "keep"
 
 
@@ -71,10 +77,10 @@ def test_strong_rule_bounds():
     decide = difficulty.strong_rule(n=8, max_pass_rate=0.25, min_successes=1)  # keep 1..2 of 8
     assert decide(3, 3) == "too_easy_strong"
     assert decide(7, 0) is None and decide(8, 0) == "unsolved_strong"
-    assert decide(6, 1) is None            # 1 + 2 remaining could still exceed 2
-    assert decide(7, 1) == "keep"          # 1 + 1 remaining <= 2 and >= 1 already
+    assert decide(6, 1) is None  # 1 + 2 remaining could still exceed 2
+    assert decide(7, 1) == "keep"  # 1 + 1 remaining <= 2 and >= 1 already
     decide = difficulty.strong_rule(n=8, max_pass_rate=0.25, min_successes=0)
-    assert decide(6, 0) == "keep"          # 0 + 2 remaining <= 2
+    assert decide(6, 0) == "keep"  # 0 + 2 remaining <= 2
 
 
 @pytest.mark.parametrize("s,round_size", [(1, 1), (2, 1), (2, 3)])
@@ -122,11 +128,17 @@ def test_config_rejects_greedy_multi_sample():
 
 @pytest.mark.slow
 def test_stage_with_real_smollm2(tmp_path, smollm2_backend):
-    rows = [{"id": f"p{i}", "problem": q, "answer": a, "solution": None, "source": "t", "subject": "A", "level": 1}
-            for i, (q, a) in enumerate([("What is 2+2?", "4"), ("What is 3*3?", "9"), ("Name the 10th prime.", "29")])]
-    cfg = difficulty.Config(weak=ModelSpec(EngineConfig(model="smollm2-135m", batch_size=8),
-                                           SamplingParams(temperature=0.7, max_tokens=24), n=2),
-                            max_problems=2, seed=3)
+    rows = [
+        {"id": f"p{i}", "problem": q, "answer": a, "solution": None, "source": "t", "subject": "A", "level": 1}
+        for i, (q, a) in enumerate([("What is 2+2?", "4"), ("What is 3*3?", "9"), ("Name the 10th prime.", "29")])
+    ]
+    cfg = difficulty.Config(
+        weak=ModelSpec(
+            EngineConfig(model="smollm2-135m", batch_size=8), SamplingParams(temperature=0.7, max_tokens=24), n=2
+        ),
+        max_problems=2,
+        seed=3,
+    )
     ctx = StageContext(run_dir=tmp_path, stage_dir=tmp_path / "04", generation_cache=tmp_path / "gen.sqlite")
     import limo.stages.difficulty as mod
 

@@ -15,8 +15,18 @@ def _rows(n_per: dict[tuple[str, int | None], int], **extra):
     rows = []
     for (subject, level), n in n_per.items():
         for i in range(n):
-            rows.append({"id": f"{subject}-{level}-{i}", "problem": f"{subject} problem {i}", "answer": "1",
-                         "solution": None, "source": "t", "subject": subject, "level": level, **extra})
+            rows.append(
+                {
+                    "id": f"{subject}-{level}-{i}",
+                    "problem": f"{subject} problem {i}",
+                    "answer": "1",
+                    "solution": None,
+                    "source": "t",
+                    "subject": subject,
+                    "level": level,
+                    **extra,
+                }
+            )
     return rows
 
 
@@ -59,8 +69,7 @@ def test_unlabelled_pool_is_clustered_with_tfidf(tmp_path, shared_data):
         for line in open(shared_data / "pools" / f"{name}.jsonl"):
             r = json.loads(line)
             rows.append({**r, "subject": None})
-    res = diversity.run(rows_to_dataset(rows[:300]), diversity.Config(target_size=40, n_clusters=8),
-                        _ctx(tmp_path))
+    res = diversity.run(rows_to_dataset(rows[:300]), diversity.Config(target_size=40, n_clusters=8), _ctx(tmp_path))
     assert res.stats["clustered"] is True
     assert len(res.kept) == 40
     clusters = {s.split(" | ")[0] for s in res.kept["stratum"]}

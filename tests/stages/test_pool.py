@@ -35,15 +35,31 @@ def test_demo_pool_drops_the_row_without_answer(tmp_path):
 
 
 def test_mapping_normalisation_and_boxed_answer(tmp_path):
-    src = _write_jsonl(tmp_path / "a.jsonl", [
-        {"qid": "q1", "question": "  What is\u00a0ﬁve  plus\r\n\r\n\r\n two? ", "sol": "It is \\boxed{7}.",
-         "type": "Level 2"},
-        {"qid": "q2", "question": "No box here", "sol": "seven", "type": "Level ?"},
-        {"qid": "q3", "question": 42, "sol": "\\boxed{1}", "type": 1},
-        {"qid": "q4", "question": "   ", "sol": "\\boxed{1}", "type": 1},
-    ])
-    res = _run(tmp_path, [{"name": "mine", "path": str(src), "subject": "Algebra",
-                           "fields": {"id": "qid", "problem": "question", "solution": "sol", "level": "type"}}])
+    src = _write_jsonl(
+        tmp_path / "a.jsonl",
+        [
+            {
+                "qid": "q1",
+                "question": "  What is\u00a0ﬁve  plus\r\n\r\n\r\n two? ",
+                "sol": "It is \\boxed{7}.",
+                "type": "Level 2",
+            },
+            {"qid": "q2", "question": "No box here", "sol": "seven", "type": "Level ?"},
+            {"qid": "q3", "question": 42, "sol": "\\boxed{1}", "type": 1},
+            {"qid": "q4", "question": "   ", "sol": "\\boxed{1}", "type": 1},
+        ],
+    )
+    res = _run(
+        tmp_path,
+        [
+            {
+                "name": "mine",
+                "path": str(src),
+                "subject": "Algebra",
+                "fields": {"id": "qid", "problem": "question", "solution": "sol", "level": "type"},
+            }
+        ],
+    )
     assert res.kept["id"] == ["q1"]
     assert res.kept[0]["problem"] == "What is five plus\n\n two?"  # NFKC (ﬁ -> fi), spaces, newlines, strip
     assert res.kept[0]["answer"] == "7" and res.kept[0]["level"] == 2 and res.kept[0]["subject"] == "Algebra"
@@ -87,27 +103,58 @@ def test_hf_load_dataset_on_local_parquet_and_json(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.Table.from_pylist([{"q": "What is 1+1?", "a": "2", "subj": "Arithmetic"},
-                                         {"q": "What is 2+2?", "a": None, "subj": "Arithmetic"}]),
-                   tmp_path / "t.parquet")
+    pq.write_table(
+        pa.Table.from_pylist(
+            [
+                {"q": "What is 1+1?", "a": "2", "subj": "Arithmetic"},
+                {"q": "What is 2+2?", "a": None, "subj": "Arithmetic"},
+            ]
+        ),
+        tmp_path / "t.parquet",
+    )
     _write_jsonl(tmp_path / "t.jsonl", [{"q": "What is 3+3?", "a": "6"}])
-    res = _run(tmp_path, [
-        {"name": "pq", "hf_id": "parquet", "data_files": [str(tmp_path / "t.parquet")],
-         "fields": {"problem": "q", "answer": "a", "subject": "subj"}},
-        {"name": "js", "hf_id": "json", "data_files": [str(tmp_path / "t.jsonl")],
-         "fields": {"problem": "q", "answer": "a"}},
-    ])
+    res = _run(
+        tmp_path,
+        [
+            {
+                "name": "pq",
+                "hf_id": "parquet",
+                "data_files": [str(tmp_path / "t.parquet")],
+                "fields": {"problem": "q", "answer": "a", "subject": "subj"},
+            },
+            {
+                "name": "js",
+                "hf_id": "json",
+                "data_files": [str(tmp_path / "t.jsonl")],
+                "fields": {"problem": "q", "answer": "a"},
+            },
+        ],
+    )
     assert res.kept["problem"] == ["What is 1+1?", "What is 3+3?"]
     assert res.kept["subject"] == ["Arithmetic", None]
     assert res.dropped["drop_reason"] == ["no_answer"]
     with pytest.raises(InputError, match="'question'"):
-        _run(tmp_path, [{"name": "pq", "hf_id": "parquet", "data_files": [str(tmp_path / "t.parquet")],
-                         "fields": {"problem": "question"}}])
+        _run(
+            tmp_path,
+            [
+                {
+                    "name": "pq",
+                    "hf_id": "parquet",
+                    "data_files": [str(tmp_path / "t.parquet")],
+                    "fields": {"problem": "question"},
+                }
+            ],
+        )
 
 
 def test_real_pools(shared_data, tmp_path):
-    res = _run(tmp_path, [{"name": "math_train", "path": "data:pools/math_train.jsonl"},
-                          {"name": "aime_1983_2023", "path": "data:pools/aime_1983_2023.jsonl"}])
+    res = _run(
+        tmp_path,
+        [
+            {"name": "math_train", "path": "data:pools/math_train.jsonl"},
+            {"name": "aime_1983_2023", "path": "data:pools/aime_1983_2023.jsonl"},
+        ],
+    )
     assert res.stats["sources"]["math_train"] == {"read": 7500, "kept": 7498, "dropped": 2}
     assert res.stats["sources"]["aime_1983_2023"] == {"read": 919, "kept": 919, "dropped": 0}
     assert sorted(res.dropped["id"]) == ["train/number_theory/7115.json", "train/number_theory/7117.json"]

@@ -168,8 +168,8 @@ class CachedEngine:
         t0 = time.perf_counter()
         for batch, completions in self._batches(todo):
             self.stats.generation_seconds += time.perf_counter() - t0
-            self.cache.put_many(self.cfg.identity, [(r.key, c) for r, c in zip(batch, completions)])
-            for r, c in zip(batch, completions):
+            self.cache.put_many(self.cfg.identity, [(r.key, c) for r, c in zip(batch, completions, strict=False)])
+            for r, c in zip(batch, completions, strict=False):
                 found[r.key] = c
                 self.stats.generated += 1
                 self.stats.prompt_tokens += c.prompt_tokens

@@ -117,7 +117,7 @@ class HFBackend:
             groups.setdefault(r.sampling, []).append(i)
         out: list[Completion | None] = [None] * len(requests)
         for sampling, idxs in groups.items():
-            for i, c in zip(idxs, self._generate_group([requests[i] for i in idxs], sampling)):
+            for i, c in zip(idxs, self._generate_group([requests[i] for i in idxs], sampling), strict=False):
                 out[i] = c
         return out  # type: ignore[return-value]
 
@@ -131,7 +131,9 @@ class HFBackend:
         prompt_lens = enc["attention_mask"].sum(dim=1).tolist()
         processors = LogitsProcessorList()
         if not sampling.greedy:
-            processors.append(_PerRowSampler([r.seed for r in requests], sampling.temperature, sampling.top_p, sampling.top_k))
+            processors.append(
+                _PerRowSampler([r.seed for r in requests], sampling.temperature, sampling.top_p, sampling.top_k)
+            )
         kwargs = {}
         if sampling.stop:
             kwargs = {"stop_strings": list(sampling.stop), "tokenizer": tok}
@@ -150,7 +152,7 @@ class HFBackend:
         new_tokens = generated[:, enc["input_ids"].shape[1] :].tolist()
         eos_ids = set(self._eos_ids())
         completions = []
-        for row, plen in zip(new_tokens, prompt_lens):
+        for row, plen in zip(new_tokens, prompt_lens, strict=False):
             ids, finish = [], "length"
             for t in row:
                 if t in eos_ids:
@@ -162,7 +164,9 @@ class HFBackend:
             if hit is not None:
                 text, finish = text[:hit], "stop"
             count = len(ids) + (1 if finish == "stop" and len(ids) < len(row) else 0)
-            completions.append(Completion(text=text, prompt_tokens=int(plen), completion_tokens=count, finish_reason=finish))
+            completions.append(
+                Completion(text=text, prompt_tokens=int(plen), completion_tokens=count, finish_reason=finish)
+            )
         return completions
 
     def _eos_ids(self) -> list[int]:

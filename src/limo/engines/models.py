@@ -30,7 +30,9 @@ ALIASES: dict[str, ModelAlias] = {
     "qwen2.5-32b-instruct": ModelAlias("LIMO's base model (LIMO §4)", hub_id="Qwen/Qwen2.5-32B-Instruct"),
     "qwen2.5-7b-instruct": ModelAlias("Qwen2.5-7B-Instruct", hub_id="Qwen/Qwen2.5-7B-Instruct"),
     "qwen2.5-1.5b-instruct": ModelAlias("Qwen2.5-1.5B-Instruct", hub_id="Qwen/Qwen2.5-1.5B-Instruct"),
-    "qwen2.5-math-7b-instruct": ModelAlias("a strong math model for tier-2 difficulty", hub_id="Qwen/Qwen2.5-Math-7B-Instruct"),
+    "qwen2.5-math-7b-instruct": ModelAlias(
+        "a strong math model for tier-2 difficulty", hub_id="Qwen/Qwen2.5-Math-7B-Instruct"
+    ),
     "mistral-small-24b-instruct": ModelAlias(
         "Mistral-Small-24B-Instruct-2501", hub_id="mistralai/Mistral-Small-24B-Instruct-2501"
     ),

@@ -24,7 +24,7 @@ def plot_loss(losses: list[list[float]], path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps, values = zip(*losses)
+    steps, values = zip(*losses, strict=False)
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.plot(steps, values, marker=".")
     ax.set_xlabel("step")
@@ -40,7 +40,8 @@ def funnel_rows(curate_summary: list[dict]) -> list[str]:
     lines = ["| stage | rows in | rows out | dropped by reason |", "|---|---:|---:|---|"]
     for s in curate_summary:
         reasons = ", ".join(f"{k}: {v}" for k, v in s.get("dropped_by_reason", {}).items()) or "-"
-        lines.append(f"| {s['stage']} | {s.get('rows_in')} | {s.get('rows_out')} | {reasons} |")
+        rows_in = s.get("rows_read", s.get("rows_in")) if s["stage"] == "pool" else s.get("rows_in")
+        lines.append(f"| {s['stage']} | {rows_in} | {s.get('rows_out')} | {reasons} |")
     return lines
 
 
@@ -77,7 +78,11 @@ def write_run_report(run_dir: Path, name: str, base_model: str, train_summary: d
     curate_summary = json.loads((run_dir / "summary.json").read_text())
     tuned = json.loads((run_dir / "eval" / "tuned" / "results.json").read_text())
     base_dir = run_dir / "eval" / "base"
-    cmp = compare_runs([base_dir, run_dir / "eval" / "tuned"], report_dir) if (base_dir / "results.json").exists() else None
+    cmp = (
+        compare_runs([base_dir, run_dir / "eval" / "tuned"], report_dir)
+        if (base_dir / "results.json").exists()
+        else None
+    )
     has_loss = plot_loss(train_summary.get("losses") or [], report_dir / "loss.png")
     exported = next((s.get("rows_out") for s in curate_summary if s["stage"] == "export"), None)
 

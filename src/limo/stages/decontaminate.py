@@ -157,8 +157,10 @@ class BenchmarkIndex:
                 found[k] = {"match": "fuzzy", "ngram_overlap": overlap, "char_ratio": ratio}
             elif k in shared:
                 found[k] = {"match": "ngram", "ngram_overlap": overlap, "char_ratio": ratio}
-        return [{"benchmark": self.items[k][0], "benchmark_id": str(self.items[k][1].get("id")), **m}
-                for k, m in sorted(found.items())]
+        return [
+            {"benchmark": self.items[k][0], "benchmark_id": str(self.items[k][1].get("id")), **m}
+            for k, m in sorted(found.items())
+        ]
 
 
 def write_report(stage_dir: Path, benches: dict[str, list[dict]], hits: list[tuple[dict, list[dict]]], cfg: Config):
@@ -169,8 +171,14 @@ def write_report(stage_dir: Path, benches: dict[str, list[dict]], hits: list[tup
     for row, matches in hits:
         for m in matches:
             per[m["benchmark"]]["matches"].append(
-                {"pool_id": row["id"], "pool_source": row["source"], "benchmark_id": m["benchmark_id"],
-                 "match": m["match"], "ngram_overlap": m["ngram_overlap"], "char_ratio": m["char_ratio"]}
+                {
+                    "pool_id": row["id"],
+                    "pool_source": row["source"],
+                    "benchmark_id": m["benchmark_id"],
+                    "match": m["match"],
+                    "ngram_overlap": m["ngram_overlap"],
+                    "char_ratio": m["char_ratio"],
+                }
             )
     for entry in per.values():
         entry["matched_items"] = len({m["benchmark_id"] for m in entry["matches"]})
@@ -178,27 +186,44 @@ def write_report(stage_dir: Path, benches: dict[str, list[dict]], hits: list[tup
         for m in entry["matches"]:
             entry["by_match"][m["match"]] = entry["by_match"].get(m["match"], 0) + 1
     report = {
-        "config": {"ngram": cfg.ngram, "max_ngram_items": cfg.max_ngram_items,
-                   "max_ngram_pool_rows": cfg.max_ngram_pool_rows, "candidate_ngram": cfg.candidate_ngram,
-                   "fuzzy_threshold": cfg.fuzzy_threshold, "drop": cfg.drop},
+        "config": {
+            "ngram": cfg.ngram,
+            "max_ngram_items": cfg.max_ngram_items,
+            "max_ngram_pool_rows": cfg.max_ngram_pool_rows,
+            "candidate_ngram": cfg.candidate_ngram,
+            "fuzzy_threshold": cfg.fuzzy_threshold,
+            "drop": cfg.drop,
+        },
         "pool_rows_matched": len(hits),
         "benchmarks": per,
     }
     write_json(stage_dir / "contamination_report.json", report)
-    lines = ["# Contamination report", "",
-             f"{len(hits)} pool rows match a benchmark item ({cfg.ngram}-gram overlap, exact, or fuzzy "
-             f"char ratio >= {cfg.fuzzy_threshold}). Dropped: {cfg.drop and bool(hits)}.", "",
-             "| benchmark | items | matched items | matched pool rows | by match type |", "|---|---|---|---|---|"]
+    lines = [
+        "# Contamination report",
+        "",
+        f"{len(hits)} pool rows match a benchmark item ({cfg.ngram}-gram overlap, exact, or fuzzy "
+        f"char ratio >= {cfg.fuzzy_threshold}). Dropped: {cfg.drop and bool(hits)}.",
+        "",
+        "| benchmark | items | matched items | matched pool rows | by match type |",
+        "|---|---|---|---|---|",
+    ]
     for name, e in per.items():
         lines.append(f"| {name} | {e['items']} | {e['matched_items']} | {e['matched_pool_rows']} | {e['by_match']} |")
     for name, e in per.items():
         if not e["matches"]:
             continue
-        lines += ["", f"## {name}", "", "| pool row | source | benchmark item | match | 8-gram overlap | char ratio |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"## {name}",
+            "",
+            "| pool row | source | benchmark item | match | 8-gram overlap | char ratio |",
+            "|---|---|---|---|---|---|",
+        ]
         for m in e["matches"]:
-            lines.append(f"| {m['pool_id']} | {m['pool_source']} | {m['benchmark_id']} | {m['match']} | "
-                         f"{m['ngram_overlap']} | {m['char_ratio']} |")
+            lines.append(
+                f"| {m['pool_id']} | {m['pool_source']} | {m['benchmark_id']} | {m['match']} | "
+                f"{m['ngram_overlap']} | {m['char_ratio']} |"
+            )
     atomic_write_text(stage_dir / "contamination_report.md", "\n".join(lines) + "\n")
     return report
 

@@ -269,8 +269,16 @@ def run(ds: Dataset, cfg: Config, ctx: StageContext) -> StageResult:
     if not cfg.enabled:
         return StageResult.from_rows(rows, [], {"enabled": False})
     for r in rows:  # every row (kept or dropped) gets every column: Arrow tables need one schema
-        r.update(weak_attempts=None, weak_successes=None, weak_pass_rate=None, strong_attempts=None,
-                 strong_successes=None, strong_pass_rate=None, strong_by_model=None, difficulty_tier=0)
+        r.update(
+            weak_attempts=None,
+            weak_successes=None,
+            weak_pass_rate=None,
+            strong_attempts=None,
+            strong_successes=None,
+            strong_pass_rate=None,
+            strong_by_model=None,
+            difficulty_tier=0,
+        )
     if cfg.max_problems is not None and len(rows) > cfg.max_problems:
         chosen = set(random.Random(cfg.seed).sample(range(len(rows)), cfg.max_problems))
         dropped += with_reason([r for i, r in enumerate(rows) if i not in chosen], "not_in_subset")

@@ -71,8 +71,9 @@ def embed(texts: list[str], model_name: str, batch_size: int = 16):
     out = []
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
-            enc = tok(texts[start : start + batch_size], return_tensors="pt", padding=True, truncation=True,
-                      max_length=256)
+            enc = tok(
+                texts[start : start + batch_size], return_tensors="pt", padding=True, truncation=True, max_length=256
+            )
             hidden = model(**enc).last_hidden_state
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)

@@ -89,6 +89,7 @@ def resolve_path(spec: str) -> Path:
 
 # -- gold answers: the last \boxed{} uses limo.grading.last_boxed (the one extractor) ------------------------------
 
+
 def parse_level(value: Any) -> int | None:
     """MATH-style levels: 3, "3", "Level 3" -> 3; "Level ?" / None -> None."""
     if value is None or isinstance(value, bool):
