@@ -262,7 +262,7 @@ def plot_experiment(result: dict, out_dir: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(5.5, 3.5))
         for (model, bench), points in sorted(series.items()):
             points.sort()
-            xs, ys, lo, hi = zip(*points, strict=False)
+            xs, ys, lo, hi = zip(*points, strict=True)
             below = [100 * (y - a) for y, a in zip(ys, lo, strict=True)]
             above = [100 * (b - y) for y, b in zip(ys, hi, strict=True)]
             err = [below, above]

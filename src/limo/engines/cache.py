@@ -126,9 +126,11 @@ class CachedEngine:
             self._backend = make_backend(self.cfg)
         return self._backend
 
-    def requests(self, prompts: list[Prompt], sampling: SamplingParams, n: int) -> list[list[Request]]:
+    def requests(
+        self, prompts: list[Prompt], sampling: SamplingParams, n: int, identity: str | None = None
+    ) -> list[list[Request]]:
         out = []
-        identity = self.cfg.identity
+        identity = identity or self.cfg.identity
         for prompt in prompts:
             row = []
             for j in range(n):
@@ -149,7 +151,8 @@ class CachedEngine:
         (adaptive sampling draws more samples of the same prompt in later rounds)."""
         if n < 1:
             raise ValueError("n must be >= 1")
-        grid = self.requests(prompts, sampling, n + sample_offset)
+        identity = self.cfg.identity  # reads a local model dir's weight files: once per call, not per batch
+        grid = self.requests(prompts, sampling, n + sample_offset, identity)
         grid = [row[sample_offset:] for row in grid]
         flat = [r for row in grid for r in row]
         found = self.cache.get_many([r.key for r in flat])
@@ -158,24 +161,26 @@ class CachedEngine:
         if progress and found:
             progress(len(found))
         missing = [r for r in flat if r.key not in found]
-        # one request per key even if a prompt repeats in the input
+        # one request per key even if a prompt repeats in the input; progress counts every repeat
         unique: dict[str, Request] = {}
+        repeats: dict[str, int] = {}
         for r in missing:
             unique.setdefault(r.key, r)
+            repeats[r.key] = repeats.get(r.key, 0) + 1
         todo = list(unique.values())
         if todo:
             self.backend  # noqa: B018 - load the model (or start the replicas) before the clock starts
         t0 = time.perf_counter()
         for batch, completions in self._batches(todo):
             self.stats.generation_seconds += time.perf_counter() - t0
-            self.cache.put_many(self.cfg.identity, [(r.key, c) for r, c in zip(batch, completions, strict=False)])
-            for r, c in zip(batch, completions, strict=False):
+            self.cache.put_many(identity, [(r.key, c) for r, c in zip(batch, completions, strict=True)])
+            for r, c in zip(batch, completions, strict=True):
                 found[r.key] = c
                 self.stats.generated += 1
                 self.stats.prompt_tokens += c.prompt_tokens
                 self.stats.completion_tokens += c.completion_tokens
             if progress:
-                progress(sum(1 for r in missing if r.key in {b.key for b in batch}))
+                progress(sum(repeats[b.key] for b in batch))
             t0 = time.perf_counter()
         return [[found[r.key] for r in row] for row in grid]
 

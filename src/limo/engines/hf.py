@@ -117,7 +117,7 @@ class HFBackend:
             groups.setdefault(r.sampling, []).append(i)
         out: list[Completion | None] = [None] * len(requests)
         for sampling, idxs in groups.items():
-            for i, c in zip(idxs, self._generate_group([requests[i] for i in idxs], sampling), strict=False):
+            for i, c in zip(idxs, self._generate_group([requests[i] for i in idxs], sampling), strict=True):
                 out[i] = c
         return out  # type: ignore[return-value]
 
@@ -152,7 +152,7 @@ class HFBackend:
         new_tokens = generated[:, enc["input_ids"].shape[1] :].tolist()
         eos_ids = set(self._eos_ids())
         completions = []
-        for row, plen in zip(new_tokens, prompt_lens, strict=False):
+        for row, plen in zip(new_tokens, prompt_lens, strict=True):
             ids, finish = [], "length"
             for t in row:
                 if t in eos_ids:

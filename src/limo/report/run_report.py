@@ -24,7 +24,7 @@ def plot_loss(losses: list[list[float]], path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps, values = zip(*losses, strict=False)
+    steps, values = zip(*losses, strict=True)
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.plot(steps, values, marker=".")
     ax.set_xlabel("step")

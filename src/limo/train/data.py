@@ -114,7 +114,7 @@ def tokenize_messages(tokenizer, messages: list[dict]) -> tuple[list[int], list[
     )
     ids = list(out["input_ids"])
     mask = list(out["assistant_masks"])
-    labels = [t if m else IGNORE for t, m in zip(ids, mask, strict=False)]
+    labels = [t if m else IGNORE for t, m in zip(ids, mask, strict=True)]
     return ids, labels
 
 
