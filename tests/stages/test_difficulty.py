@@ -73,14 +73,103 @@ def test_weak_rule_exact_decisions():
     assert decide(8, 1) == "keep"
 
 
-def test_strong_rule_bounds():
-    decide = difficulty.strong_rule(n=8, max_pass_rate=0.25, min_successes=1)  # keep 1..2 of 8
+def test_strong_rule_band():
+    decide = difficulty.strong_rule(n=8, min_solved=1, max_solved=2)  # keep 1..2 of 8
     assert decide(3, 3) == "too_easy_strong"
-    assert decide(7, 0) is None and decide(8, 0) == "unsolved_strong"
+    assert decide(7, 0) is None and decide(8, 0) == "too_hard_strong"
     assert decide(6, 1) is None  # 1 + 2 remaining could still exceed 2
     assert decide(7, 1) == "keep"  # 1 + 1 remaining <= 2 and >= 1 already
-    decide = difficulty.strong_rule(n=8, max_pass_rate=0.25, min_successes=0)
+    decide = difficulty.strong_rule(n=8, min_solved=0, max_solved=2)
     assert decide(6, 0) == "keep"  # 0 + 2 remaining <= 2
+
+
+def test_v3_band_1_to_3_of_32_by_hand():
+    """LIMO v3's band: solved at least 1 and at most 3 of 32; every final count decided as a hand check says."""
+    decide = difficulty.strong_rule(n=32, min_solved=1, max_solved=3)
+    for solved in range(33):
+        expected = "too_hard_strong" if solved == 0 else "keep" if solved <= 3 else "too_easy_strong"
+        assert decide(32, solved) == expected
+    assert decide(4, 4) == "too_easy_strong"  # decided after 4 samples, 28 never drawn
+    assert decide(31, 0) is None  # the 32nd sample may still be the one success
+
+
+@pytest.mark.parametrize(
+    "band,message",
+    [
+        ([4, 3], r"difficulty\.strong\[0\]: band \[4, 3\]: a=4 > b=3"),
+        ([1, 40], r"difficulty\.strong\[0\]: band \[1, 40\]: b=40 > n=32"),
+        ([-1, 3], r"difficulty\.strong\[0\]: band \[-1, 3\]: a=-1 must be >= 0"),
+        ([1], r"difficulty\.strong\[0\]: band: expected two integers"),
+        (None, r"difficulty\.strong\[0\]: band: give \[a, b\]"),
+    ],
+)
+def test_band_errors_name_the_key(band, message):
+    from limo.errors import LimoError
+    from limo.recipes import build
+
+    strong = {"engine": {"model": "m"}, "sampling": {"temperature": 0.6}, "n": 32}
+    if band is not None:
+        strong["band"] = band
+    with pytest.raises(LimoError, match=message) as info:
+        build(difficulty.Config, {"weak": None, "strong": [strong]}, "difficulty")
+    assert "\n" not in str(info.value)
+
+
+def test_stage_keeps_exactly_the_band(tmp_path):
+    """The stage with a scripted strong model: rows solved 0, 1, 3 and 5 times of 8 -> only 1 and 3 are kept."""
+    rows = [
+        {
+            "id": f"p{k}",
+            "problem": f"problem {k}",
+            "answer": str(k),
+            "solution": None,
+            "source": "t",
+            "subject": None,
+            "level": None,
+        }
+        for k in range(4)
+    ]
+    solved = {"problem 0": 0, "problem 1": 1, "problem 2": 3, "problem 3": 5}
+
+    class CountingBackend:
+        batch_size = 64
+
+        def generate_batch(self, requests):
+            out = []
+            for r in requests:
+                problem = r.prompt[-1]["content"]
+                ok = r.sample_index < solved[problem]
+                gold = problem.split()[-1]
+                text = f"\\boxed{{{gold if ok else 'no'}}}"
+                out.append(Completion(text=text, prompt_tokens=1, completion_tokens=1, finish_reason="stop"))
+            return out
+
+        def close(self):
+            pass
+
+    cfg = difficulty.Config(
+        weak=None,
+        strong=[
+            difficulty.StrongSpec(EngineConfig(model="scripted"), SamplingParams(temperature=0.6), n=8, band=[1, 3])
+        ],
+    )
+    ctx = StageContext(run_dir=tmp_path, stage_dir=tmp_path / "04", generation_cache=tmp_path / "gen.sqlite")
+    original = difficulty._engine
+
+    def scripted(spec, ctx):
+        engine = original(spec, ctx)
+        engine._backend = CountingBackend()
+        return engine
+
+    difficulty._engine = scripted
+    try:
+        res = difficulty.run(rows_to_dataset(rows), cfg, ctx)
+    finally:
+        difficulty._engine = original
+    assert sorted(r["id"] for r in res.kept) == ["p1", "p2"]
+    reasons = {r["id"]: r["drop_reason"] for r in res.dropped}
+    assert reasons == {"p0": "too_hard_strong", "p3": "too_easy_strong"}
+    assert all(r["difficulty_tier"] == 2 for r in res.kept)
 
 
 @pytest.mark.parametrize("s,round_size", [(1, 1), (2, 1), (2, 3)])

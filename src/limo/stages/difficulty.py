@@ -2,9 +2,10 @@
 
 Tier 1 (LIMO §2: problems a weak model solves "within a few attempts" are removed): the weak model is sampled up
 to k_max = `weak.n` times per problem; a problem solved >= `weak_drop_at` times is dropped ("too_easy_weak").
-Tier 2 (LIMO §2: stronger models; keep problems whose success rate stays below a threshold): each model in
-`strong` samples the survivors `n` times; a problem with pass rate > `strong_max_pass_rate` is dropped
-("too_easy_strong"), one with fewer than `strong_min_successes` successes is dropped ("unsolved_strong").
+Tier 2 (the difficulty band): each model in `strong` samples the survivors `n` times and keeps a problem it
+solved at least a and at most b of its n times (`band: [a, b]`); one solved more than b times is dropped
+("too_easy_strong"), one solved fewer than a times ("too_hard_strong"). LIMO v3 §3.1.1 keeps what
+DeepSeek-R1-Distill-Qwen-32B solves 1-3 of 32 times (recipes/limo-v3.yaml: `band: [1, 3]`, n 32).
 
 Sampling is ADAPTIVE: problems are sampled in rounds of `round_size`, and a problem leaves as soon as its decision
 can no longer change (tier 1: successes >= s -> drop; successes + remaining < s -> keep; tier 2 likewise for its
@@ -42,13 +43,40 @@ def _default_weak() -> ModelSpec:
 
 
 @dataclass
+class StrongSpec(ModelSpec):
+    """A tier-2 model: keep problems it solves at least `band[0]` and at most `band[1]` of its `n` samples."""
+
+    band: list[int] | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.band is None:
+            raise ValueError(f"band: give [a, b] = keep problems solved at least a and at most b of n={self.n} times")
+        if len(self.band) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in self.band):
+            raise ValueError(f"band: expected two integers [a, b], got {self.band!r}")
+        a, b = self.band
+        if a < 0:
+            raise ValueError(f"band {self.band}: a={a} must be >= 0")
+        if a > b:
+            raise ValueError(f"band {self.band}: a={a} > b={b} (solved at least a and at most b of n times)")
+        if b > self.n:
+            raise ValueError(f"band {self.band}: b={b} > n={self.n} (a model cannot solve more than its n samples)")
+
+    @property
+    def min_solved(self) -> int:
+        return self.band[0]  # type: ignore[index]
+
+    @property
+    def max_solved(self) -> int:
+        return self.band[1]  # type: ignore[index]
+
+
+@dataclass
 class Config:
     enabled: bool = True
     weak: ModelSpec | None = field(default_factory=_default_weak)  # n = k_max
     weak_drop_at: int = 1  # s: drop problems the weak model solves at least s times
-    strong: list[ModelSpec] = field(default_factory=list)
-    strong_max_pass_rate: float = 0.5  # keep problems with pass rate <= this for every strong model
-    strong_min_successes: int = 0  # 0 = keep problems no strong model solves
+    strong: list[StrongSpec] = field(default_factory=list)  # each with its band [a, b] of n
     round_size: int = 1
     early_stop_eps: float = 0.0  # 0 = exact stopping only (decisions identical to fixed k_max)
     prior: str = "pool"  # "pool": empirical-Bayes grid prior fitted to the pool each round | "a,b": fixed Beta(a, b)
@@ -59,8 +87,6 @@ class Config:
     def __post_init__(self):
         if self.weak_drop_at < 1:
             raise ValueError("weak_drop_at must be >= 1")
-        if not 0 <= self.strong_max_pass_rate <= 1:
-            raise ValueError("strong_max_pass_rate must be in [0, 1]")
         if self.round_size < 1:
             raise ValueError("round_size must be >= 1")
         if not 0 <= self.early_stop_eps < 0.5:
@@ -158,17 +184,17 @@ def weak_rule(k_max: int, s: int, eps: float = 0.0, prior: GridPrior | None = No
     return WeakRule(k_max, s, eps, prior)
 
 
-def strong_rule(n: int, max_pass_rate: float, min_successes: int):
-    """Tier 2 decision: keep when min_successes <= successes <= floor(max_pass_rate * n) (exact stopping)."""
-    hi = int(max_pass_rate * n + 1e-9)
+def strong_rule(n: int, min_solved: int, max_solved: int):
+    """Tier 2 decision: keep when min_solved <= successes <= max_solved of n samples (exact stopping: a problem
+    leaves as soon as no remaining sample can change the decision)."""
 
     def decide(attempts: int, successes: int) -> Decision:
         remaining = n - attempts
-        if successes > hi:
+        if successes > max_solved:
             return "too_easy_strong"
-        if successes + remaining < min_successes:
-            return "unsolved_strong"
-        if successes >= min_successes and successes + remaining <= hi:
+        if successes + remaining < min_solved:
+            return "too_hard_strong"
+        if successes >= min_solved and successes + remaining <= max_solved:
             return "keep"
         return None
 
@@ -304,7 +330,7 @@ def run(ds: Dataset, cfg: Config, ctx: StageContext) -> StageResult:
     for spec in cfg.strong:
         if not rows:
             break
-        decide = strong_rule(spec.n, cfg.strong_max_pass_rate, cfg.strong_min_successes)
+        decide = strong_rule(spec.n, spec.min_solved, spec.max_solved)
         att, suc, dec = _run_tier(rows, spec, decide, cfg, ctx, "tier 2", engine_stats)
         stats[f"strong_samples[{spec.name}]"] = sum(att)
         survivors = []
