@@ -1,4 +1,5 @@
-"""limo.quality features on real text (Sky-T1 traces, benchmark problems), and the ranking acceptance check."""
+"""limo.quality (extended) and limo.quality_limo (the paper's formula) on real text (Sky-T1 traces, benchmark
+problems), the ranking check, and the check that docs/QUALITY.md reports the AUCs this code measures."""
 
 import json
 import math
@@ -7,6 +8,7 @@ import re
 import pytest
 
 from limo.io import read_jsonl
+from limo.paths import REPO_ROOT
 from limo.quality import (
     DEFAULT_WEIGHTS,
     FEATURES,
@@ -24,7 +26,8 @@ from limo.quality import (
     tail_repetition,
     truncation,
 )
-from limo.report.quality_eval import auc, ranking_report, score_rows, trace_rows
+from limo.quality_limo import LIMO_WEIGHTS, limo_scores, min_max, raw_features
+from limo.report.quality_eval import auc, profiles_report, ranking_report, score_rows, trace_rows
 
 FINISHED_ID = "Sky-T1-math-correct-5K-14B/amc-2023-12A-10"  # finished, correct, verifies by substitution
 LOOP_ID = "Sky-T1-math-correct-5K-32B/aime-2024-I-10"  # cut off after 150k characters of "wait"/"alternatively"
@@ -139,3 +142,32 @@ def test_spans_are_regex_matches_of_the_text(traces):
     f = self_verification(text)
     for s, e in f.evidence:
         assert re.search(r"(?i)check|verif|match|back|correct|sure|confirm", text[s:e])
+
+
+def test_limo_formula_counts_per_word_and_normalises_over_the_set():
+    text = "Let me check this. Perhaps x = 2, therefore y = 4. Since y = 4 we verify: it checks out."
+    raw, evidence = raw_features(text)
+    words = len(text.split())
+    assert raw["elaborated_reasoning"] == words
+    assert raw["self_verification"] == pytest.approx(3 / words)  # check, verify, checks
+    assert raw["exploratory_approach"] == pytest.approx(1 / words)  # perhaps
+    assert raw["adaptive_granularity"] == pytest.approx(2 / words)  # therefore, since
+    assert [text[s:e].lower() for s, e in evidence["adaptive_granularity"]] == ["therefore", "since"]
+    assert min_max([2.0, 4.0, 3.0]) == [0.0, 1.0, 0.5] and min_max([5.0, 5.0]) == [0.0, 0.0]
+    short, long = "We check it.", "We check it. " + "Therefore it holds since a step follows. " * 20
+    a, b = limo_scores([short, long])
+    assert b["features"]["elaborated_reasoning"] == 1.0 and a["features"]["elaborated_reasoning"] == 0.0
+    assert a["features"]["self_verification"] == 1.0  # 1 hit in 3 words beats 1 hit in 143: per-word density
+    assert b["score"] == pytest.approx(LIMO_WEIGHTS["elaborated_reasoning"] + LIMO_WEIGHTS["adaptive_granularity"])
+
+
+def test_docs_report_the_auc_this_code_measures(shared_data):
+    """docs/QUALITY.md's profile table is the output of limo.report.quality_eval on these traces (3 decimals)."""
+    report = profiles_report(trace_rows(shared_data))
+    doc = (REPO_ROOT / "docs" / "QUALITY.md").read_text()
+    for profile, entry in report.items():
+        row = re.search(rf"^\| `{profile}` \|(.*AUC.*)$", doc, re.M)
+        assert row, f"docs/QUALITY.md has no row for profile {profile}"
+        documented = [float(x) for x in re.findall(r"AUC (\d\.\d{3})", row.group(1))]
+        measured = [entry["finished"]["auc"], entry["correct"]["auc"], entry["correct_within_finished"]["auc"]]
+        assert documented == [round(x, 3) for x in measured], profile

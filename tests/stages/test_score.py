@@ -1,7 +1,10 @@
-"""Stage 08 score: features + evidence on real traces, rule/quality scores, L1-L5, the LLM-judge prompt and parser."""
+"""Stage 08 score: both profiles on real traces, rule/quality scores, L1-L5, and the LLM judge run for real against a
+scripted OpenAI-compatible server (prompt, parse, blend, saved replies)."""
 
 import json
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ from helpers_curation2 import as_dataset, context  # noqa: E402
 
 from limo.errors import LimoError  # noqa: E402
 from limo.quality import FEATURES  # noqa: E402
+from limo.quality_limo import LIMO_FEATURES, LIMO_WEIGHTS  # noqa: E402
 from limo.recipes import build  # noqa: E402
 from limo.stages import score  # noqa: E402
 from limo.stages.solutions import assistant_text, split_reasoning  # noqa: E402
@@ -120,28 +124,132 @@ def test_config_validation():
         build(score.Config, {"length_words": [300, 40, 8000]}, "score")
 
 
-@pytest.mark.slow
-def test_real_judge_run_with_smollm2(tmp_path, shared_data):
-    """One small real judge run: SmolLM2 is a weak judge; its replies must flow through prompt -> parse -> blend."""
-    cands = trace_candidates(shared_data, 2)
-    for c in cands:  # keep the prompt short for the CPU
-        c["reasoning"] = None
-        c["response"] = c["response"][:600]
-    cfg = build(
-        score.Config,
-        {
-            "judge": {"engine": {"model": "smollm2-135m", "engine": "hf"}, "sampling": {"max_tokens": 32}},
-            "judge_weight": 0.5,
-            "judge_max_chars": 800,
-        },
-        "score",
-    )
+class ScriptedJudge:
+    """A real OpenAI-compatible chat-completions server on 127.0.0.1 that answers with fixed replies: each request
+    gets the reply of the first marker found in its prompt (else `default`). It records every prompt it saw."""
+
+    def __init__(self, replies: dict[str, str], default: str = "No comment."):
+        self.replies, self.default, self.prompts = replies, default, []
+        judge = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _send(self, payload: dict) -> None:
+                body = json.dumps(payload).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                self._send({"object": "list", "data": [{"id": "scripted-judge", "object": "model"}]})
+
+            def do_POST(self):
+                request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                prompt = "\n".join(m["content"] for m in request["messages"])
+                judge.prompts.append(prompt)
+                reply = next((r for marker, r in judge.replies.items() if marker in prompt), judge.default)
+                self._send(
+                    {
+                        "id": f"chatcmpl-{len(judge.prompts)}",
+                        "object": "chat.completion",
+                        "model": "scripted-judge",
+                        "choices": [
+                            {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
+                        ],
+                        "usage": {"prompt_tokens": 50, "completion_tokens": 9, "total_tokens": 59},
+                    }
+                )
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def judge_config(base_url: str, **extra) -> score.Config:
+    spec = {"engine": {"model": "scripted-judge", "engine": "openai", "base_url": base_url, "max_retries": 0}}
+    return build(score.Config, {"judge": spec, **extra}, "score")
+
+
+def test_judge_replies_are_blended_parsed_and_saved(tmp_path, shared_data):
+    """The judge runs for real over HTTP: parsed scores are blended into quality_score, an unparsable reply leaves
+    the rule score alone and is counted, and every reply is kept (column + judge_replies.jsonl)."""
+    cands = trace_candidates(shared_data, 3)
+    replies = [
+        "Every step is justified and the result is substituted back.\nScore: 9",
+        "I would rather not put a number on this one.",
+        "Thin and repetitive. Score: 2/10",
+    ]
+    script = {c["problem"][:60]: r for c, r in zip(cands, replies, strict=True)}
+    with ScriptedJudge(script) as judge:
+        ctx = context(tmp_path, "08_score")
+        result = score.run(as_dataset(cands), judge_config(judge.base_url, judge_weight=0.4), ctx)
+    assert len(judge.prompts) == 3 and all("Score: N" in p for p in judge.prompts)
+    rows = result.kept.to_list()
+    assert [r["judge_score"] for r in rows] == [9.0, None, 2.0]
+    assert [r["judge_reply"] for r in rows] == replies
+    for row in rows:
+        rule, j = row["rule_score"], row["judge_score"]
+        expected = rule if j is None else 0.6 * rule + 0.4 * (j - 1) / 9
+        assert row["quality_score"] == pytest.approx(expected)
+    assert rows[0]["quality_score"] != pytest.approx(rows[0]["rule_score"])  # the blend really moved it
+    assert result.stats["judged"] == 2 and result.stats["judge_unparsed"] == 1
+    saved = [json.loads(line) for line in (ctx.stage_dir / score.JUDGE_REPLIES).read_text().splitlines()]
+    assert [s["candidate_id"] for s in saved] == [c["candidate_id"] for c in cands]
+    assert [s["reply"] for s in saved] == replies and [s["judge_score"] for s in saved] == [9.0, None, 2.0]
+    assert result.stats["judge_replies_file"] == score.JUDGE_REPLIES
+
+
+def test_judge_can_reorder_quality_levels(tmp_path, shared_data):
+    """With judge_weight 1 the quality score is the judge's alone: the levels follow the judge, not the rules."""
+    cands = trace_candidates(shared_data, 5)
+    verdicts = [1, 10, 4, 7, 2]
+    script = {c["problem"][:60]: f"Verdict follows.\nScore: {v}" for c, v in zip(cands, verdicts, strict=True)}
+    with ScriptedJudge(script) as judge:
+        cfg = judge_config(judge.base_url, judge_weight=1.0, levels="quantile")
+        result = score.run(as_dataset(cands), cfg, context(tmp_path, "08_score"))
+    rows = result.kept.to_list()
+    assert [r["quality_score"] for r in rows] == pytest.approx([(v - 1) / 9 for v in verdicts])
+    assert [r["quality_level"] for r in rows] == [1, 5, 3, 4, 2]
+
+
+def test_limo_profile_is_the_papers_weighted_formula(tmp_path, shared_data):
+    """profile: limo = 0.30 length + 0.20 verification + 0.25 exploration + 0.25 connectives, each min-max scaled
+    over the scored set; levels by quintile; features named as in the paper."""
+    cands = trace_candidates(shared_data, 10)
+    cfg = build(score.Config, {"profile": "limo"}, "score")
+    assert cfg.levels == "quantile" and cfg.weights == LIMO_WEIGHTS
     result = score.run(as_dataset(cands), cfg, context(tmp_path, "08_score"))
-    assert result.stats["judged"] + result.stats["judge_unparsed"] == 2
-    for row in result.kept:
-        j = row["judge_score"]
-        if j is None:
-            assert row["quality_score"] == row["rule_score"]
-        else:
-            assert 1 <= j <= 10
-            assert row["quality_score"] == pytest.approx(0.5 * row["rule_score"] + 0.5 * (j - 1) / 9)
+    rows = result.kept.to_list()
+    for row in rows:
+        f = row["features"]
+        assert set(f) == set(LIMO_FEATURES) and all(0 <= v <= 1 for v in f.values())
+        expected = (
+            0.30 * f["elaborated_reasoning"]
+            + 0.20 * f["self_verification"]
+            + 0.25 * f["exploratory_approach"]
+            + 0.25 * f["adaptive_granularity"]
+        )
+        assert row["rule_score"] == pytest.approx(expected)
+    words = [len(assistant_text(c["reasoning"], c["response"]).split()) for c in cands]
+    longest = max(range(len(words)), key=lambda i: words[i])
+    assert rows[longest]["features"]["elaborated_reasoning"] == 1.0
+    assert min(r["features"]["elaborated_reasoning"] for r in rows) == 0.0
+    assert sorted(result.stats["levels"].values()) == [2, 2, 2, 2, 2]
+    with pytest.raises(LimoError, match="unknown feature.*profile limo"):
+        build(score.Config, {"profile": "limo", "weights": {"truncation": 1.0}}, "score")

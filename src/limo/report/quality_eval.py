@@ -1,8 +1,9 @@
-"""How well the rule scores of limo.quality rank real long-CoT traces (the Sky-T1 traces in DATA/traces).
+"""How well each score profile ranks real long-CoT traces (the Sky-T1 traces in DATA/traces).
 
-For every trace: the features and rule score; then, per label (finished vs truncated, correct vs incorrect),
-the mean score of each group and the AUC (the chance that a random positive trace outscores a random negative
-one; 0.5 = no signal). docs/QUALITY.md reports these numbers; tests/test_quality.py checks the ranking.
+For every trace and each profile (`limo`: the paper's formula, limo.quality_limo; `extended`: limo.quality): the
+features and rule score; then, per label (finished vs truncated, correct vs incorrect), the mean score of each
+group and the AUC (the chance that a random positive trace outscores a random negative one; 0.5 = no signal).
+docs/QUALITY.md reports these numbers; tests/test_quality.py checks them.
 
     python -m limo.report.quality_eval [--json out.json]
 """
@@ -14,6 +15,12 @@ from pathlib import Path
 from limo.io import read_jsonl
 from limo.paths import data_dir
 from limo.quality import DEFAULT_WEIGHTS, FEATURES, levels_by_quantile, rule_score, score_text
+from limo.quality_limo import LIMO_FEATURES, LIMO_WEIGHTS, limo_scores
+
+PROFILES: dict[str, tuple[tuple[str, ...], dict[str, float]]] = {
+    "limo": (LIMO_FEATURES, LIMO_WEIGHTS),
+    "extended": (FEATURES, DEFAULT_WEIGHTS),
+}
 
 TRACE_DIFFICULTY = {"aime24": 1.0, "amc23": 0.8}  # competition sets with no MATH level
 
@@ -33,13 +40,18 @@ def trace_rows(root: Path | None = None) -> list[dict]:
     return rows
 
 
-def score_rows(rows: list[dict], weights: dict[str, float] | None = None) -> list[dict]:
-    weights = weights or DEFAULT_WEIGHTS
+def score_rows(rows: list[dict], profile: str = "extended", weights: dict[str, float] | None = None) -> list[dict]:
+    """Each row with `features`, `rule_score` and `quality_level` (quintiles) under `profile`."""
+    weights = weights or PROFILES[profile][1]
     out = []
-    for row in rows:
-        feats = score_text(row["trace"], problem=row["problem"], difficulty=row["difficulty"])
-        scores = {k: f.score for k, f in feats.items()}
-        out.append({**row, "features": scores, "rule_score": rule_score(scores, weights)})
+    if profile == "limo":
+        for row, s in zip(rows, limo_scores([r["trace"] for r in rows], weights), strict=True):
+            out.append({**row, "features": s["features"], "rule_score": s["score"]})
+    else:
+        for row in rows:
+            feats = score_text(row["trace"], problem=row["problem"], difficulty=row["difficulty"])
+            scores = {k: f.score for k, f in feats.items()}
+            out.append({**row, "features": scores, "rule_score": rule_score(scores, weights)})
     levels = levels_by_quantile([r["rule_score"] for r in out])
     for r, lv in zip(out, levels, strict=True):
         r["quality_level"] = lv
@@ -57,9 +69,10 @@ def auc(pos: list[float], neg: list[float]) -> float:
     return wins / (len(pos) * len(neg))
 
 
-def ranking_report(scored: list[dict]) -> dict:
+def ranking_report(scored: list[dict], profile: str = "extended") -> dict:
     """Means and AUCs of the rule score and each feature, for finished-vs-truncated and correct-vs-incorrect."""
-    report: dict = {"n": len(scored), "weights": DEFAULT_WEIGHTS}
+    features, weights = PROFILES[profile]
+    report: dict = {"profile": profile, "n": len(scored), "weights": weights}
     for label in ("finished", "correct"):
         pos = [r for r in scored if r[label]]
         neg = [r for r in scored if not r[label]]
@@ -71,7 +84,7 @@ def ranking_report(scored: list[dict]) -> dict:
             "auc": auc([r["rule_score"] for r in pos], [r["rule_score"] for r in neg]),
             "features": {},
         }
-        for f in FEATURES:
+        for f in features:
             a = [r["features"][f] for r in pos]
             b = [r["features"][f] for r in neg]
             entry["features"][f] = {"mean_pos": sum(a) / len(a), "mean_neg": sum(b) / len(b), "auc": auc(a, b)}
@@ -91,7 +104,7 @@ def ranking_report(scored: list[dict]) -> dict:
             for lab in ("finished", "correct")
         }
     dist = {}
-    for f in FEATURES + ("rule_score",):
+    for f in features + ("rule_score",):
         vals = sorted(r["features"][f] if f != "rule_score" else r["rule_score"] for r in scored)
         q = lambda p, v=vals: v[min(len(v) - 1, int(p * len(v)))]  # noqa: E731
         dist[f] = {
@@ -106,9 +119,14 @@ def ranking_report(scored: list[dict]) -> dict:
     return report
 
 
+def profiles_report(rows: list[dict] | None = None) -> dict:
+    """{profile: ranking_report} for every profile, on the same traces."""
+    rows = rows if rows is not None else trace_rows()
+    return {profile: ranking_report(score_rows(rows, profile), profile) for profile in PROFILES}
+
+
 def main(argv: list[str]) -> None:
-    scored = score_rows(trace_rows())
-    report = ranking_report(scored)
+    report = profiles_report()
     text = json.dumps(report, indent=2)
     if "--json" in argv:
         Path(argv[argv.index("--json") + 1]).write_text(text + "\n")

@@ -1,27 +1,39 @@
 """Stage 08 `score`: reasoning-quality features, a weighted rule score, an optional LLM judge, and LIMO's L1-L5.
 
+Two named profiles (`score.profile`):
+
+    limo       the paper's formula (LIMO v3 §3.1.2, limo.quality_limo): elaborated reasoning (length) 30%,
+               self-verification 20%, exploratory approach 25%, adaptive granularity (connectives) 25%, keyword
+               counts normalised by text length, each feature min-max scaled over this run's candidates
+    extended   limo's own eight features (limo.quality): the four above as we read them plus length, structure,
+               language consistency and truncation, each in [0, 1] per text (the default, as before)
+
 For each verified candidate (the assistant text: `<think>reasoning</think>` + response when the reasoning was kept
 apart, else the response) it adds:
 
-    features       {self_verification, exploration, adaptive_granularity, elaboration, length, structure,
-                    language_consistency, truncation}, each in [0, 1] (limo.quality)
+    features       {feature: score in [0, 1]} of the profile
     evidence       JSON {feature: [[start, end], ...]}: character spans of the assistant text (= `response` when
                    `reasoning` is null) that triggered each feature
-    rule_score     weighted mean of the features (weights in the recipe; defaults: LIMO §3 + ours)
+    rule_score     weighted mean of the features (weights: the profile's, or the recipe's `weights`)
     judge_score    1-10 from an LLM judge with a rubric prompt (null without a judge or when unparseable)
+    judge_reply    the judge's full reply (null without a judge); also in STAGE_DIR/judge_replies.jsonl
     quality_score  rule_score, or (1 - judge_weight) * rule_score + judge_weight * (judge_score - 1) / 9
     quality_level  1..5 (LIMO's L1..L5), by fixed thresholds or by quintile over this run's candidates
+                   (default: fixed for `extended`, quantile for `limo`, whose scores only rank within a run)
 
-Difficulty for adaptive granularity comes from the row (1 - weak_pass_rate, else the MATH level).
+Difficulty for adaptive granularity (extended) comes from the row (1 - weak_pass_rate, else the MATH level).
 No row is dropped here. Run as part of `limo curate RECIPE.yaml --out RUN` (recipe key `score`).
 """
 
+import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from datasets import Dataset
 
+from limo.io import write_jsonl
 from limo.quality import (
     DEFAULT_WEIGHTS,
     FEATURES,
@@ -32,10 +44,12 @@ from limo.quality import (
     score_text,
 )
 from limo.quality import rule_score as weighted_score
+from limo.quality_limo import LIMO_FEATURES, LIMO_WEIGHTS, limo_scores
 from limo.runs import StageContext, StageResult
 from limo.stages.common import ModelSpec, to_rows
 from limo.stages.solutions import assistant_text
 
+JUDGE_REPLIES = "judge_replies.jsonl"  # in the stage dir: every judge reply, for audits
 JUDGE_SYSTEM = "You are a strict grader of mathematical reasoning. You rate solutions; you never solve the problem."
 
 # The rubric follows LIMO §3's description of a high-quality reasoning chain.
@@ -103,23 +117,35 @@ def parse_judge_score(reply: str) -> float | None:
     return None
 
 
+PROFILE_FEATURES: dict[str, tuple[str, ...]] = {"limo": LIMO_FEATURES, "extended": FEATURES}
+PROFILE_WEIGHTS: dict[str, dict[str, float]] = {"limo": LIMO_WEIGHTS, "extended": DEFAULT_WEIGHTS}
+
+
 @dataclass
 class Config:
-    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
-    # length feature: 0 below min words, 1 from target to max words, decaying beyond max
+    # not specified (a naming of ours): `limo` = the paper's formula; `extended` stays the default so existing
+    # recipes keep their scores; the paper recipes set `profile: limo`
+    profile: Literal["limo", "extended"] = "extended"
+    weights: dict[str, float] | None = None  # default: the profile's weights
+    # length feature (extended only): 0 below min words, 1 from target to max words, decaying beyond max
     length_words: list[int] = field(default_factory=lambda: [40, 300, 8000])
     judge: ModelSpec | None = None
     judge_weight: float = 0.3
     judge_max_chars: int = 12000
-    levels: Literal["fixed", "quantile"] = "fixed"
-    # rule/quality score cut points for L2..L5; defaults = quintiles of the rule score on the Sky-T1 traces
-    # (docs/QUALITY.md), so a level means the same thing in every run
+    levels: Literal["fixed", "quantile"] | None = None  # default: fixed for extended, quantile for limo
+    # quality score cut points for L2..L5 (fixed levels); defaults = quintiles of the extended rule score on the
+    # Sky-T1 traces (docs/QUALITY.md), so a level means the same thing in every run
     thresholds: list[float] = field(default_factory=lambda: [0.52, 0.62, 0.76, 0.81])
 
     def __post_init__(self):
-        unknown = sorted(set(self.weights) - set(FEATURES))
+        if self.weights is None:
+            self.weights = dict(PROFILE_WEIGHTS[self.profile])
+        if self.levels is None:
+            self.levels = "quantile" if self.profile == "limo" else "fixed"
+        known = PROFILE_FEATURES[self.profile]
+        unknown = sorted(set(self.weights) - set(known))
         if unknown:
-            raise ValueError(f"weights: unknown feature(s) {unknown}; known: {list(FEATURES)}")
+            raise ValueError(f"weights: unknown feature(s) {unknown} for profile {self.profile}; known: {list(known)}")
         if any(w < 0 for w in self.weights.values()) or sum(self.weights.values()) <= 0:
             raise ValueError("weights must be >= 0 and not all 0")
         if len(self.length_words) != 3 or not 0 <= self.length_words[0] < self.length_words[1] <= self.length_words[2]:
@@ -132,7 +158,7 @@ class Config:
 
 def judge_scores(
     rows: list[dict], texts: list[str], spec: ModelSpec, ctx: StageContext, max_chars: int
-) -> tuple[list[float | None], list[str]]:
+) -> tuple[list[float | None], list[str | None]]:
     from limo.console import progress_bar
     from limo.engines.base import make_engine
 
@@ -143,13 +169,12 @@ def judge_scores(
             outs = engine.generate(prompts, spec.sampling, n=1, progress=advance)
     finally:
         engine.close()
-    replies = [o[0].text for o in outs]
-    return [parse_judge_score(r) for r in replies], replies
+    replies: list[str | None] = [o[0].text for o in outs]
+    return [parse_judge_score(r or "") for r in replies], replies
 
 
-def run(ds: Dataset, cfg: Config, ctx: StageContext) -> StageResult:
-    rows = to_rows(ds)
-    texts = [assistant_text(r.get("reasoning"), r["response"]) for r in rows]
+def extended_rows(rows: list[dict], texts: list[str], cfg: Config) -> list[dict]:
+    """features / evidence / rule_score of the `extended` profile (each text on its own)."""
     lo, target, hi = cfg.length_words
     out = []
     for row, text in zip(rows, texts, strict=True):
@@ -169,15 +194,59 @@ def run(ds: Dataset, cfg: Config, ctx: StageContext) -> StageResult:
                 "rule_score": weighted_score(scores, cfg.weights),
             }
         )
+    return out
+
+
+def limo_rows(rows: list[dict], texts: list[str], cfg: Config) -> list[dict]:
+    """features / evidence / rule_score of the `limo` profile (normalised over all candidates of the run)."""
+    scored = limo_scores(texts, cfg.weights)
+    return [
+        {
+            **row,
+            "features": s["features"],
+            "evidence": json.dumps({k: [list(span) for span in spans] for k, spans in s["evidence"].items()}),
+            "rule_score": s["score"],
+        }
+        for row, s in zip(rows, scored, strict=True)
+    ]
+
+
+def blend(rule: float, judge: float | None, judge_weight: float) -> float:
+    """The quality score: the rule score, moved towards the judge's 1-10 score (mapped to [0, 1]) by judge_weight."""
+    return rule if judge is None else (1 - judge_weight) * rule + judge_weight * (judge - 1) / 9
+
+
+def save_judge_replies(path: Path, rows: list[dict], judge: str) -> None:
+    """STAGE_DIR/judge_replies.jsonl: one line per judged candidate, for audits (`judge_score` null = unparsable)."""
+    write_jsonl(
+        path,
+        [
+            {
+                "id": r["id"],
+                "candidate_id": r["candidate_id"],
+                "judge": judge,
+                "judge_score": r["judge_score"],
+                "reply": r["judge_reply"],
+            }
+            for r in rows
+        ],
+    )
+
+
+def run(ds: Dataset, cfg: Config, ctx: StageContext) -> StageResult:
+    rows = to_rows(ds)
+    texts = [assistant_text(r.get("reasoning"), r["response"]) for r in rows]
+    out = limo_rows(rows, texts, cfg) if cfg.profile == "limo" else extended_rows(rows, texts, cfg)
     judged: list[float | None] = [None] * len(out)
-    unparsed = 0
+    replies: list[str | None] = [None] * len(out)
     if cfg.judge is not None and out:
-        judged, _ = judge_scores(rows, texts, cfg.judge, ctx, cfg.judge_max_chars)
-        unparsed = sum(j is None for j in judged)
-    for row, j in zip(out, judged, strict=True):
+        judged, replies = judge_scores(rows, texts, cfg.judge, ctx, cfg.judge_max_chars)
+    for row, j, reply in zip(out, judged, replies, strict=True):
         row["judge_score"] = j
-        rule = row["rule_score"]
-        row["quality_score"] = rule if j is None else (1 - cfg.judge_weight) * rule + cfg.judge_weight * (j - 1) / 9
+        row["judge_reply"] = reply
+        row["quality_score"] = blend(row["rule_score"], j, cfg.judge_weight)
+    if cfg.judge is not None and out:
+        save_judge_replies(ctx.stage_dir / JUDGE_REPLIES, out, cfg.judge.name)
     if cfg.levels == "quantile":
         levels = levels_by_quantile([r["quality_score"] for r in out])
     else:
@@ -185,11 +254,14 @@ def run(ds: Dataset, cfg: Config, ctx: StageContext) -> StageResult:
     for row, level in zip(out, levels, strict=True):
         row["quality_level"] = int(level)
     n = max(len(out), 1)
+    features = PROFILE_FEATURES[cfg.profile]
     stats = {
-        "feature_means": {k: round(sum(r["features"][k] for r in out) / n, 4) for k in FEATURES},
+        "profile": cfg.profile,
+        "feature_means": {k: round(sum(r["features"][k] for r in out) / n, 4) for k in features},
         "rule_score_mean": round(sum(r["rule_score"] for r in out) / n, 4),
         "levels": {f"L{lv}": sum(r["quality_level"] == lv for r in out) for lv in range(1, 6)},
         "judged": sum(j is not None for j in judged),
-        "judge_unparsed": unparsed,
+        "judge_unparsed": sum(j is None and reply is not None for j, reply in zip(judged, replies, strict=True)),
+        "judge_replies_file": JUDGE_REPLIES if cfg.judge is not None and out else None,
     }
     return StageResult.from_rows(out, [], stats)
