@@ -9,11 +9,13 @@ from limo.errors import LimoError
 
 def test_run_needs_train_and_eval_sections(tmp_path):
     from limo.pipeline import run_pipeline
+    from limo.recipes import load_recipe
 
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("pool: {sources: []}\n")
-    with pytest.raises(LimoError, match="needs a 'train:' section"):
-        run_pipeline(recipe, tmp_path / "run")
+    recipe.write_text("pool: {sources: [{name: d, path: x.jsonl}]}\n")
+    with pytest.raises(LimoError, match=r"r.yaml: `limo run` needs a 'train:' section"):
+        run_pipeline(load_recipe(recipe), tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # refused before anything is written
 
 
 @pytest.mark.slow
@@ -21,8 +23,9 @@ def test_run_needs_train_and_eval_sections(tmp_path):
 def test_tiny_run_end_to_end_and_resume(tmp_path, tiny_recipe):
     from limo.engines.cache import GenerationCache
     from limo.pipeline import run_pipeline
+    from limo.recipes import load_recipe
 
-    recipe = tiny_recipe(tmp_path)
+    recipe = load_recipe(tiny_recipe(tmp_path))
     run = tmp_path / "run"
     cache = tmp_path / "gen.sqlite"
     summary = run_pipeline(recipe, run, cache=cache)

@@ -11,7 +11,7 @@ persistent cache (default limo.paths.default_generation_cache(); `--cache` overr
 regenerates a finished sample.
 
 Recipe top-level keys: seed, pool, dedup, decontaminate, difficulty, diversity (+ part 2: solutions, verify, score,
-select, export). Keys `name`, `train`, `eval`, `experiment` belong to other commands and are ignored here.
+select, export); limo.recipes.load_recipe parses the file once and hands `Recipe.curate` (a CurateRecipe) here.
 
     limo curate recipes/demo.yaml --out runs/demo --set difficulty.weak.n=4
 """
@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from limo.io import atomic_write_text, write_json
-from limo.recipes import apply_overrides, build, load_yaml
+from limo.recipes import build
 from limo.runs import Run, Stage, StageContext, run_stages
 from limo.stages import decontaminate as decontaminate_stage
 from limo.stages import dedup as dedup_stage
@@ -37,7 +37,7 @@ from limo.stages import select as select_stage
 from limo.stages import solutions as solutions_stage
 from limo.stages import verify as verify_stage
 
-IGNORED_KEYS = ("name", "train", "eval", "experiment")
+IGNORED_KEYS = ("name", "description", "train", "eval", "experiment")
 
 
 @dataclass
@@ -55,6 +55,9 @@ class CurateRecipe:
     score: score_stage.Config = field(default_factory=score_stage.Config)
     select: select_stage.Config = field(default_factory=select_stage.Config)
     export: export_stage.Config = field(default_factory=export_stage.Config)
+
+
+CURATE_KEYS = tuple(f.name for f in dataclasses.fields(CurateRecipe))
 
 
 def curate_stages(recipe: CurateRecipe) -> list[Stage]:
@@ -81,15 +84,15 @@ def _seeded(section: Any, cls: type, seed: int) -> Any:
     return section
 
 
-def build_curate_recipe(data: dict[str, Any]) -> CurateRecipe:
-    """A CurateRecipe from a (combined) recipe dict; keys of other commands are ignored."""
+def build_curate_recipe(data: dict[str, Any], where: str = "recipe") -> CurateRecipe:
+    """A CurateRecipe from a (combined) recipe dict; keys of other commands (name, train, eval) are ignored."""
     data = {k: v for k, v in data.items() if k not in IGNORED_KEYS}
     seed = data.get("seed", 0)
     for f in dataclasses.fields(CurateRecipe):
         cls = _config_class(f.name)
         if cls is not None and "seed" in {g.name for g in dataclasses.fields(cls)}:
             data[f.name] = _seeded(data.get(f.name), cls, seed)
-    return build(CurateRecipe, data, "recipe")
+    return build(CurateRecipe, data, where)
 
 
 def _config_class(name: str) -> type | None:
@@ -100,7 +103,12 @@ def _config_class(name: str) -> type | None:
 
 
 def load_curate_recipe(path: str | Path, overrides: list[str] | None = None) -> CurateRecipe:
-    return build_curate_recipe(apply_overrides(load_yaml(path), list(overrides or [])))
+    """The curation part of a recipe file (limo.recipes.load_recipe); refuses a file without `pool:`."""
+    from limo.recipes import load_recipe
+
+    recipe = load_recipe(path, overrides)
+    recipe.need("curate", command="curate")
+    return recipe.curate
 
 
 def recipe_dict(recipe: CurateRecipe) -> dict[str, Any]:

@@ -13,13 +13,44 @@ from typing import Any
 from limo.errors import InputError
 
 
-def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line_number, object) for each non-blank line. Raises InputError naming the file and line."""
+def check_input_file(path: str | Path, what: str = "input file") -> Path:
+    """The path of an existing, readable regular file, or an InputError saying what is wrong with it."""
     path = Path(path)
     if not path.exists():
-        raise InputError("file not found", path=str(path))
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
+        raise InputError(f"{what} not found", path=str(path))
+    if path.is_dir():
+        raise InputError(f"is a directory; give the {what} itself", path=str(path))
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{what} is not readable (check its permissions)", path=str(path))
+    return path
+
+
+def _not_utf8(path: Path, data: bytes, e: UnicodeDecodeError, what: str) -> InputError:
+    line = data.count(b"\n", 0, e.start) + 1
+    return InputError(f"{what} is not UTF-8 text (byte {e.start}); is it binary?", path=str(path), line=line)
+
+
+def read_text(path: str | Path, what: str = "input file") -> str:
+    """A whole UTF-8 text file; a missing file, a directory or non-UTF-8 bytes raise a one-line InputError."""
+    path = check_input_file(path, what)
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise _not_utf8(path, data, e, what) from None
+
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line_number, object) for each non-blank line. Raises InputError naming the file and line."""
+    path = check_input_file(path)
+    with path.open("rb") as f:
+        for line_no, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise InputError(
+                    f"not UTF-8 text (byte {e.start} of the line); is the file binary?", path=str(path), line=line_no
+                ) from None
             if not line.strip():
                 continue
             try:
@@ -39,20 +70,45 @@ def read_table(path: str | Path) -> list[dict[str, Any]]:
     """Rows of a .jsonl or .parquet file."""
     path = Path(path)
     if path.suffix == ".parquet":
-        if not path.exists():
-            raise InputError("file not found", path=str(path))
+        check_input_file(path)
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        return pq.read_table(path).to_pylist()
+        try:
+            return pq.read_table(path).to_pylist()
+        except (pa.ArrowException, OSError) as e:
+            reason = " ".join(str(e).split())
+            raise InputError(f"not a readable Parquet file ({reason})", path=str(path)) from None
     if path.suffix in (".jsonl", ".json"):
         return read_jsonl(path)
     raise InputError("unsupported file type (use .jsonl or .parquet)", path=str(path))
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
+def check_output_file(path: str | Path, overwrite: bool = True) -> Path:
+    """Refuse (one line) an output path that is a directory or sits where nothing can be written; with
+    `overwrite=False` also refuse an existing file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():
+        raise InputError("is a directory; give a file name for the output", path=str(path))
+    if path.exists() and not overwrite:
+        raise InputError("exists; choose a new output path or remove it first", path=str(path))
+    parent = next((p for p in (path.parent, *path.parent.parents) if p.exists()), Path("."))
+    if not parent.is_dir():
+        raise InputError(f"cannot create the output: {parent} is a file, not a directory", path=str(path))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write here: {parent} is not writable; choose another output path", path=str(path))
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    path = check_output_file(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise InputError(
+            f"cannot write the output ({e.strerror}); choose another output path", path=str(path)
+        ) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)

@@ -1,8 +1,13 @@
-"""Recipe (YAML) loading: dataclass configs built from nested dicts, `--set key=value` overrides, config hashes.
+"""Recipe (YAML) loading: one typed `Recipe` per file, `--set key=value` overrides, config hashes.
 
-Every stage/command config is a dataclass validated in `__post_init__`. `build(cls, data, where)` turns a dict into
-one, recursing into nested dataclass fields, and names the unknown or bad key and where it was found.
+`load_recipe(path, overrides)` parses a recipe file once into a `Recipe`: top-level `name`, `seed`, `description`,
+the curation sections (limo.curate.CurateRecipe; `curate` is None when the file has no `pool:`), `train:`
+(limo.train.sft.TrainConfig) and `eval:` (limo.eval.run.EvalConfig). curate, train, eval, run and experiment all
+take it. Every section is a dataclass validated in `__post_init__`; `build(cls, data, where)` turns a dict into one,
+recursing into nested dataclass fields, and names the unknown or bad key and where it was found.
 """
+
+from __future__ import annotations
 
 import dataclasses
 import hashlib
@@ -10,23 +15,117 @@ import json
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
 from limo.errors import LimoError
 
+if TYPE_CHECKING:
+    from limo.curate import CurateRecipe
+    from limo.eval.run import EvalConfig
+    from limo.train.sft import TrainConfig
+
 T = TypeVar("T")
+
+TOP_LEVEL_KEYS = ("name", "seed", "description", "train", "eval")
+
+
+@dataclasses.dataclass
+class Recipe:
+    """One recipe file, parsed once. A section is None when the file does not have it."""
+
+    path: str
+    name: str
+    seed: int
+    curate: CurateRecipe | None
+    train: TrainConfig | None
+    eval: EvalConfig | None
+
+    def need(self, *sections: str, command: str) -> None:
+        """Refuse (one line) when a command needs a section the file does not have."""
+        for section in sections:
+            if getattr(self, section) is None:
+                key = "pool" if section == "curate" else section
+                raise LimoError(f"{self.path}: `limo {command}` needs a '{key}:' section")
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None, default_section: str | None = None) -> Recipe:
+    """Parse a recipe file (plus `--set a.b=value` overrides) into a Recipe.
+
+    `default_section`: an override whose first key is not a top-level recipe key is read as `<section>.<key>`
+    (`limo train --set epochs=1` means `train.epochs=1`).
+    """
+    from limo.curate import CURATE_KEYS, build_curate_recipe
+    from limo.eval.run import EvalConfig
+    from limo.train.sft import build_train_config
+
+    data = load_yaml(path)
+    overrides = list(overrides or [])
+    if default_section:
+        known = set(TOP_LEVEL_KEYS) | set(CURATE_KEYS)
+        overrides = [
+            o if o.split("=", 1)[0].split(".")[0].strip() in known else f"{default_section}.{o}" for o in overrides
+        ]
+    apply_overrides(data, overrides)
+    unknown = sorted(set(data) - set(TOP_LEVEL_KEYS) - set(CURATE_KEYS))
+    if unknown:
+        raise LimoError(
+            f"{path}: unknown top-level key(s) {unknown}; known: {sorted([*TOP_LEVEL_KEYS, *CURATE_KEYS])}"
+        )
+    name, seed = data.get("name") or Path(path).stem, data.get("seed", 0)
+    if not isinstance(name, str):
+        raise LimoError(f"{path}: name: expected a string, got {name!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise LimoError(f"{path}: seed: expected an integer, got {seed!r}")
+    curate = None
+    if "pool" in data:
+        curate = build_curate_recipe({k: v for k, v in data.items() if k in CURATE_KEYS}, where=f"{path}: recipe")
+    elif set(data) & (set(CURATE_KEYS) - {"seed"}):
+        stray = sorted(set(data) & (set(CURATE_KEYS) - {"seed"}))
+        raise LimoError(f"{path}: curation keys {stray} without a 'pool:' section; add pool: or remove them")
+    return Recipe(
+        path=str(path),
+        name=name,
+        seed=seed,
+        curate=curate,
+        train=_section(data, "train", path, lambda d, where: build_train_config(d, where)),
+        eval=_section(data, "eval", path, lambda d, where: EvalConfig.from_dict(d, where=where)),
+    )
+
+
+def _section(data: dict[str, Any], key: str, path: str | Path, make: Any) -> Any:
+    if key not in data:
+        return None
+    value = data[key]
+    if not isinstance(value, dict):
+        raise LimoError(f"{path}: '{key}:' must be a mapping of settings, got {value!r}")
+    return make(value, f"{path}: {key}")
+
+
+def replace_fields(cfg: T, changes: dict[str, Any], where: str = "config") -> T:
+    """A copy of dataclass `cfg` with `changes` applied and validated as a recipe would be."""
+    return build(type(cfg), {**to_dict(cfg), **changes}, where)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
+    from limo.io import read_text
+
     path = Path(path)
     if not path.exists():
         raise LimoError(f"{path}: recipe not found")
+    text = read_text(path, what="recipe")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
-        raise LimoError(f"{path}: invalid YAML: {e}") from e
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}" if mark is not None else str(path)
+        reason = getattr(e, "problem", None) or e
+        raise LimoError(f"{where}: invalid YAML: {_one_line(reason)}; fix the recipe file") from e
     if not isinstance(data, dict):
         raise LimoError(f"{path}: a recipe must be a mapping at the top level")
     return data
@@ -44,7 +143,11 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise LimoError(f"--set {key}: '{part}' is not a mapping")
-        node[parts[-1]] = yaml.safe_load(raw)
+        try:
+            node[parts[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            reason = _one_line(getattr(e, "problem", None) or e)
+            raise LimoError(f"--set {item}: the value is not valid YAML ({reason}); quote it or fix it") from None
     return data
 
 
@@ -56,14 +159,16 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        for arg in args:
-            if arg is type(None):
-                continue
+        arms = [arg for arg in args if arg is not type(None)]
+        errors = []
+        for arg in arms:
             try:
                 return _convert(arg, value, where)
-            except (LimoError, TypeError, ValueError):
-                continue
-        raise LimoError(f"{where}: {value!r} does not fit {tp}")
+            except (LimoError, TypeError, ValueError) as e:
+                errors.append(e)
+        if len(arms) == 1 or dataclasses.is_dataclass(arms[0]) and isinstance(value, dict):
+            raise LimoError(str(errors[0])) from None  # the real reason, not "does not fit X | None"
+        raise LimoError(f"{where}: {value!r} does not fit {_type_name(tp)}")
     if origin is list and isinstance(value, list):
         (arg,) = typing.get_args(tp) or (Any,)
         return [_convert(arg, v, f"{where}[{i}]") for i, v in enumerate(value)]
@@ -86,6 +191,10 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     if tp is int and isinstance(value, bool):
         raise LimoError(f"{where}: expected int, got {value!r}")
     return value
+
+
+def _type_name(tp: Any) -> str:
+    return " | ".join(getattr(a, "__name__", str(a)) for a in typing.get_args(tp))
 
 
 def build(cls: type[T], data: dict[str, Any] | None, where: str = "config") -> T:

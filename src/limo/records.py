@@ -53,6 +53,14 @@ def check_problem_row(row: dict[str, Any], *, path: str | None = None, line: int
             raise InputError(f"expected {typ}, got {type(row[field]).__name__}", path=path, line=line, field=field)
 
 
+def assistant_text(reasoning: str | None, response: str) -> str:
+    """The assistant turn that is scored and trained on: `<think>\\n…\\n</think>\\n\\n` + response when the
+    reasoning was kept apart, else the response itself."""
+    if reasoning:
+        return f"<think>\n{reasoning}\n</think>\n\n{response}"
+    return response
+
+
 def chat_messages(problem: str, response: str | None = None, system: str | None = LIMO_SYSTEM_PROMPT) -> list[dict]:
     """system/user(/assistant) chat messages in the LIMO format."""
     messages = []

@@ -8,7 +8,8 @@ A run is a folder `<run>/` with one sub-folder per stage, `<NN>_<stage>/`, holdi
   done             the chained config hash; written last, so a stage without it is redone on the next run
 
 The chained hash covers this stage's config and every upstream one, so changing a stage's config reruns it
-and everything after it, while finished stages with the same hash are loaded from disk.
+and everything after it, while finished stages with the same hash are loaded from disk. The same `done` marker
+(`done_key` / `mark_done`) makes the train and eval steps of `limo run` resumable: one resume mechanism.
 """
 
 import dataclasses
@@ -66,6 +67,22 @@ class Stage:
     fn: StageFn
 
 
+def done_key(step_dir: Path) -> str | None:
+    """The key in `step_dir/done` (None when the step has not finished)."""
+    marker = Path(step_dir) / "done"
+    return marker.read_text().strip() if marker.exists() else None
+
+
+def mark_done(step_dir: Path, key: str) -> None:
+    """Write the step's `done` marker last, once all its outputs are on disk."""
+    atomic_write_text(Path(step_dir) / "done", key + "\n")
+
+
+def clear_done(step_dir: Path) -> None:
+    """Remove the marker before a step rewrites its outputs, so a crash midway redoes the step."""
+    (Path(step_dir) / "done").unlink(missing_ok=True)
+
+
 class Run:
     """A run directory and its stages."""
 
@@ -77,8 +94,7 @@ class Run:
         return self.root / f"{index:02d}_{name}"
 
     def done_hash(self, index: int, name: str) -> str | None:
-        marker = self.stage_dir(index, name) / "done"
-        return marker.read_text().strip() if marker.exists() else None
+        return done_key(self.stage_dir(index, name))
 
     def load(self, index: int, name: str, which: str = "data") -> Dataset:
         path = self.stage_dir(index, name) / f"{which}.parquet"
@@ -94,15 +110,13 @@ class Run:
     def save(self, index: int, name: str, result: StageResult, config: Any, chained_hash: str, stats: dict) -> None:
         out = self.stage_dir(index, name)
         out.mkdir(parents=True, exist_ok=True)
-        marker = out / "done"
-        if marker.exists():
-            marker.unlink()
+        clear_done(out)
         result.kept.to_parquet(str(out / "data.parquet"))
         result.dropped.to_parquet(str(out / "dropped.parquet"))
         write_json(out / "stats.json", stats)
         cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
         atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
-        atomic_write_text(marker, chained_hash + "\n")
+        mark_done(out, chained_hash)
 
 
 def chain_hash(previous: str, config: Any, name: str) -> str:

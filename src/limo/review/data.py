@@ -136,7 +136,7 @@ def load_review_data(run_dir: str | Path) -> ReviewData:
         )
     import pyarrow.parquet as pq
 
-    from limo.stages.solutions import assistant_text
+    from limo.records import assistant_text
 
     try:
         table = pq.read_table(source)

@@ -23,6 +23,7 @@ from typing import Any
 from datasets import Dataset
 
 from limo.errors import LimoError
+from limo.records import assistant_text  # noqa: F401 (defined beside chat_messages; score and export use it here)
 from limo.runs import StageContext, StageResult
 from limo.stages.common import ModelSpec, problem_prompt, to_rows, with_reason
 
@@ -43,14 +44,6 @@ def split_reasoning(text: str) -> tuple[str | None, str]:
         if m:
             return m.group("reasoning").strip() or None, m.group("response").strip()
     return None, text
-
-
-def assistant_text(reasoning: str | None, response: str) -> str:
-    """The assistant turn that is scored and trained on: `<think>\\n…\\n</think>\\n\\n` + response when the
-    reasoning was kept apart, else the response itself."""
-    if reasoning:
-        return f"<think>\n{reasoning}\n</think>\n\n{response}"
-    return response
 
 
 def approx_tokens(text: str) -> int:
