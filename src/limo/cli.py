@@ -20,7 +20,9 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="show the traceback of errors (also LIMO_DEBUG=1)")] = False,
+) -> None:
     """LIMO: curate a small, hard, high-quality long-CoT set; fine-tune on it; evaluate."""
 
 
@@ -204,8 +206,9 @@ def run_(
 ):
     """The whole loop: curate -> train -> eval (base and fine-tuned) -> RUN/report.md. Every step resumes."""
     from limo.pipeline import run_pipeline
+    from limo.recipes import load_recipe
 
-    run_pipeline(recipe, out, list(set_ or []), cache, skip_base_eval=skip_base_eval)
+    run_pipeline(load_recipe(recipe, list(set_ or [])), out, cache, skip_base_eval=skip_base_eval)
 
 
 @app.command()
@@ -221,20 +224,48 @@ def experiment(
     run_experiment(grid, out, list(set_ or []), cache)
 
 
-def main() -> None:
-    """Entry point: LimoError becomes one red line and exit code 2, not a traceback."""
+def main(argv: list[str] | None = None) -> None:
+    """Entry point. A user error (LimoError, a bad flag, an unreadable or unwritable path) is one red line and exit
+    code 2; anything else is our bug: a traceback and exit 1. `--debug` (anywhere) or LIMO_DEBUG=1 shows the
+    traceback of user errors too."""
+    import os
+
+    import click
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("LIMO_DEBUG") == "1"
+    args = [a for a in args if a != "--debug"]
+    try:
+        app(args=args, prog_name="limo", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.ClickException as e:  # bad flags: click names the flag
+        command = f"limo {e.ctx.command_path.split(' ', 1)[-1]}" if getattr(e, "ctx", None) else "limo"
+        _user_error(f"{e.format_message()} (see `{command} --help`)", debug)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+    except LimoError as e:
+        _user_error(str(e), debug)
+    except OSError as e:  # unreadable / unwritable paths the command did not check itself
+        if e.filename is None:
+            raise
+        _user_error(f"{e.filename}: {e.strerror or e}", debug)
+
+
+def _user_error(message: str, debug: bool) -> None:
+    """Print a user error as exactly one line (with the traceback first under --debug) and exit 2."""
+    from rich.markup import escape
+
     from limo.console import console
 
-    try:
-        app(standalone_mode=False)
-    except LimoError as e:
-        console.print(f"[red]error:[/red] {e}")
-        sys.exit(2)
-    except Exception as e:  # usage errors from click (vendored by typer) know how to show themselves
-        if hasattr(e, "show") and hasattr(e, "exit_code"):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    console.print(f"[red]error:[/red] {escape(' '.join(message.split()))}", soft_wrap=True, highlight=False)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from typing import Any
 
 from limo.errors import LimoError
 from limo.io import atomic_write_text, write_json, write_jsonl
-from limo.recipes import apply_overrides, build, load_yaml
+from limo.recipes import Recipe, apply_overrides, build, load_recipe, load_yaml, replace_fields
 
 
 @dataclass
@@ -75,14 +75,12 @@ class Grid:
             raise ValueError(f"variant names must be unique, got {names}")
 
 
-def load_grid(path: str | Path, overrides: list[str] | None = None) -> tuple[Grid, dict]:
+def load_grid(path: str | Path, overrides: list[str] | None = None) -> tuple[Grid, Recipe]:
+    """The grid and its base recipe (limo.recipes.load_recipe, with the grid's `set:` overrides)."""
     path = Path(path)
     grid = build(Grid, apply_overrides(load_yaml(path), list(overrides or [])), str(path))
-    recipe_path = (path.parent / grid.recipe).resolve()
-    recipe = apply_overrides(load_yaml(recipe_path), list(grid.set))
-    for key in ("train", "eval"):
-        if not isinstance(recipe.get(key), dict):
-            raise LimoError(f"{recipe_path}: an experiment's recipe needs a '{key}:' section")
+    recipe = load_recipe((path.parent / grid.recipe).resolve(), list(grid.set))
+    recipe.need("curate", "train", "eval", command="experiment")
     return grid, recipe
 
 
@@ -142,7 +140,7 @@ def _stage_rows(run_dir: Path, stage_names: list[str], name: str) -> list[dict]:
 def run_experiment(
     grid_path: str | Path, out_dir: str | Path, overrides: list[str] | None = None, cache: str | Path | None = None
 ) -> dict:
-    from limo.curate import build_curate_recipe, curate_stages, run_curate
+    from limo.curate import curate_stages, run_curate
     from limo.engines.base import local_fingerprint
     from limo.pipeline import eval_step, train_step
     from limo.stages.export import messages_of
@@ -150,18 +148,18 @@ def run_experiment(
     grid, recipe = load_grid(grid_path, overrides)
     out_dir = Path(out_dir)
     cache_path = Path(cache) if cache else None
-    curate_recipe = build_curate_recipe(recipe)
+    curate_recipe = recipe.curate
     curate_dir = out_dir / "curate"
     run_curate(curate_recipe, curate_dir, cache_path)
     names = [s.name for s in curate_stages(curate_recipe)]
     scored = _stage_rows(curate_dir, names, "score")
     selected = _stage_rows(curate_dir, names, "select")
-    models = grid.models or [recipe["train"].get("model", "smollm2-135m")]
+    models = grid.models or [recipe.train.model]
 
     entries: list[dict[str, Any]] = []
     if grid.include_base:
         for model in models:
-            res = eval_step(recipe["eval"], model, out_dir / "base" / _slug(model) / "eval", cache_path)
+            res = eval_step(recipe.eval, model, out_dir / "base" / _slug(model) / "eval", cache_path)
             entries.append(_entry("base", model, None, {}, res, out_dir / "base" / _slug(model) / "eval"))
     for variant in grid.variants:
         rows, counts = variant_rows(variant, scored, selected)
@@ -172,10 +170,11 @@ def run_experiment(
         write_jsonl(data, [{"id": r["id"], "messages": messages_of(r, curate_recipe.export)} for r in rows])
         for model in models:
             mdir = vdir / _slug(model)
-            train_cfg = {**recipe["train"], **grid.model_train.get(model, {}), "model": model}
+            changes = {**grid.model_train.get(model, {}), "model": model}
+            train_cfg = replace_fields(recipe.train, changes, f"{grid_path}: model_train.{model}")
             model_dir, _ = train_step(train_cfg, data, mdir / "train")
             res = eval_step(
-                recipe["eval"], str(model_dir), mdir / "eval", cache_path, local_fingerprint(str(model_dir))
+                recipe.eval, str(model_dir), mdir / "eval", cache_path, local_fingerprint(str(model_dir))
             )
             entries.append(_entry(variant.name, model, variant, {"examples": len(rows), **counts}, res, mdir / "eval"))
     result = {"name": grid.name, "grid": str(grid_path), "benchmarks": _benchmarks(entries), "entries": entries}

@@ -376,12 +376,9 @@ def run_train(cfg: TrainConfig, out_dir: str | Path, plan_only: bool = False) ->
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
-    from limo.recipes import apply_overrides, load_yaml
+    """The `train:` section of a recipe file (limo.recipes.load_recipe); `--set key=value` means `train.key`."""
+    from limo.recipes import load_recipe as load_full_recipe
 
-    data = load_yaml(path)
-    if overrides:
-        if "train" in data and isinstance(data["train"], dict):
-            apply_overrides(data["train"], overrides)
-        else:
-            apply_overrides(data, overrides)
-    return build_train_config(data, str(path))
+    recipe = load_full_recipe(path, overrides, default_section="train")
+    recipe.need("train", command="train")
+    return recipe.train
