@@ -1,7 +1,8 @@
-"""`limo experiment GRID.yaml --out DIR`: the paper's ablations (LIMO §5) as one command.
+"""`limo experiment GRID.yaml --out DIR`: the paper's ablations (LIMO v3 §6.3) as one command.
 
 A grid names a base recipe (curation + train + eval), dataset variants and base models. The curation runs once;
-each variant is then cut from its outputs, trained on every base model and evaluated on the recipe's benchmarks:
+each variant is then cut from its outputs (limo.variants), trained on every base model and evaluated on the
+recipe's benchmarks:
 
     name: quality-ablation
     recipe: ../demo.yaml          # relative to the grid file
@@ -9,15 +10,17 @@ each variant is then cut from its outputs, trained on every base model and evalu
     model_train: {mistralai/Mistral-Small-24B-Instruct-2501: {chat_template: mistral}}  # per-model train keys
     include_base: true            # also evaluate each base model without fine-tuning
     set: [train.epochs=1]         # overrides applied to the recipe
+    draw_from: selected           # or `problems`: draw from the curated problems, then solve only those
     variants:
-      - {name: L5, quality_level: 5}          # LIMO §5.2 (RQ1): solutions of one quality level, same problems
-      - {name: simple, levels: [1, 2]}        # LIMO §5.3 (RQ2): problem difficulty (MATH levels / sources)
-      - {name: n100, sample_count: 100}       # LIMO §5.6: number of training samples
-      - {name: all}                           # the curated set as selected
+      - {name: L5, quality_level: 5, sample_count: 500}           # same problems at every level
+      - {name: simple, levels: [1, 2], sample_count: 500, subset: random}
+      - {name: n400, sample_count: 400}                           # the top 400 in selection rank order
+      - {name: all}                                               # the curated set as selected
 
-Variant fields: `quality_level` picks, per problem, the best verified candidate at that level (from the score
-stage), else the selected set (select stage) is filtered by `levels`, `subjects`, `sources`, `tiers`
-(difficulty_tier), then `sample_count` draws a seeded subset. Problems a variant cannot serve are counted.
+`draw_from: problems` (the difficulty ablation) runs the curation up to `diversity`, draws each variant's problems,
+then runs `solutions`, `verify` (unless `verify_solutions: false`), `score` and `select` on them in
+DIR/variants/<variant>/curate/. Every variant must reach its `sample_count`: a shortfall stops the run before any
+training, naming the variant, its size and the shortfall (checked after drawing and again after solving).
 
     DIR/curate/                         the shared curation run
     DIR/variants/<variant>/data.jsonl   the variant's training set (chat messages)
@@ -26,35 +29,15 @@ stage), else the selected set (select stage) is filtered by `levels`, `subjects`
 """
 
 import dataclasses
-import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from limo.errors import LimoError
 from limo.io import atomic_write_text, write_json, write_jsonl
 from limo.recipes import Recipe, apply_overrides, build, load_recipe, load_yaml, replace_fields
-
-
-@dataclass
-class Variant:
-    name: str
-    quality_level: int | None = None
-    levels: list[int] | None = None
-    subjects: list[str] | None = None
-    sources: list[str] | None = None
-    tiers: list[str] | None = None
-    sample_count: int | None = None
-    seed: int = 0
-
-    def __post_init__(self):
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
-            raise ValueError(f"variant name must be letters, digits, . _ or -, got {self.name!r}")
-        if self.quality_level is not None and not 1 <= self.quality_level <= 5:
-            raise ValueError(f"quality_level must be in 1..5, got {self.quality_level}")
-        if self.sample_count is not None and self.sample_count < 1:
-            raise ValueError("sample_count must be >= 1")
+from limo.variants import Variant, check_sizes, variant_rows
 
 
 @dataclass
@@ -66,6 +49,8 @@ class Grid:
     model_train: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-model train overrides
     include_base: bool = False
     set: list[str] = field(default_factory=list)
+    draw_from: Literal["selected", "problems"] = "selected"
+    verify_solutions: bool = True  # draw_from: problems only; false keeps unverified solutions (CPU stand-ins)
 
     def __post_init__(self):
         if not self.variants:
@@ -88,47 +73,6 @@ def _slug(model: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", model.strip("/"))[-60:]
 
 
-def _best(rows: list[dict]) -> dict:
-    return min(rows, key=lambda r: (-float(r.get("quality_score") or 0.0), r["candidate_id"]))
-
-
-def variant_rows(variant: Variant, scored: list[dict], selected: list[dict]) -> tuple[list[dict], dict]:
-    """The training rows of one variant, and what it could not serve (counted)."""
-    counts: dict[str, int] = {}
-    if variant.quality_level is not None:
-        by_problem: dict[str, list[dict]] = {}
-        for row in scored:
-            by_problem.setdefault(row["id"], []).append(row)
-        rows = []
-        for pid in sorted(by_problem):
-            at_level = [r for r in by_problem[pid] if r.get("quality_level") == variant.quality_level]
-            if at_level:
-                rows.append(_best(at_level))
-            else:
-                counts["no_candidate_at_level"] = counts.get("no_candidate_at_level", 0) + 1
-    else:
-        rows = list(selected)
-    for key, column in (
-        ("levels", "level"),
-        ("subjects", "subject"),
-        ("sources", "source"),
-        ("tiers", "difficulty_tier"),
-    ):
-        allowed = getattr(variant, key)
-        if allowed is not None:
-            kept = [r for r in rows if r.get(column) in allowed]
-            if len(kept) < len(rows):
-                counts[f"not_in_{key}"] = len(rows) - len(kept)
-            rows = kept
-    if variant.sample_count is not None:
-        if variant.sample_count < len(rows):
-            counts["not_sampled"] = len(rows) - variant.sample_count
-            rows = random.Random(variant.seed).sample(sorted(rows, key=lambda r: r["id"]), variant.sample_count)
-        elif variant.sample_count > len(rows):
-            counts["short_of_sample_count"] = variant.sample_count - len(rows)
-    return sorted(rows, key=lambda r: r["id"]), counts
-
-
 def _stage_rows(run_dir: Path, stage_names: list[str], name: str) -> list[dict]:
     from limo.runs import Run
 
@@ -137,23 +81,96 @@ def _stage_rows(run_dir: Path, stage_names: list[str], name: str) -> list[dict]:
     return Run(run_dir).load(stage_names.index(name) + 1, name).to_list()
 
 
-def run_experiment(
-    grid_path: str | Path, out_dir: str | Path, overrides: list[str] | None = None, cache: str | Path | None = None
-) -> dict:
+@dataclass
+class VariantData:
+    variant: Variant
+    rows: list[dict]
+    counts: dict[str, int]
+    path: Path  # DIR/variants/<variant>/data.jsonl
+
+
+def _solve_problems(grid: Grid, recipe: Recipe, variant: Variant, problems: list[dict], vdir: Path, cache: Path):
+    """Curation part 2 (solutions, verify, score, select) on one variant's drawn problems; the selected rows."""
+    from datasets import Dataset
+
+    from limo.curate import curate_stages
+    from limo.runs import Run, StageContext, run_stages
+
+    names = ("solutions", "verify", "score", "select") if grid.verify_solutions else ("solutions", "score", "select")
+    stages = [s for s in curate_stages(recipe.curate) if s.name in names]
+    select = next(s for s in stages if s.name == "select")
+    select.config = dataclasses.replace(select.config, target_size=len(problems))
+
+    def context(stage_dir: Path) -> StageContext:
+        return StageContext(run_dir=vdir, stage_dir=stage_dir, generation_cache=cache, seed=recipe.curate.seed)
+
+    return run_stages(Run(vdir), stages, Dataset.from_list(problems), context).to_list()
+
+
+def prepare_variants(grid: Grid, recipe: Recipe, out_dir: Path, cache: Path | None = None) -> list[VariantData]:
+    """Run the curation, cut every variant, check every size (before any training) and write each data.jsonl."""
     from limo.curate import curate_stages, run_curate
+    from limo.paths import default_generation_cache
+    from limo.runs import Run, StageContext, run_stages
+    from limo.stages.export import messages_of
+
+    cache = cache or default_generation_cache()
+    curate_dir = out_dir / "curate"
+    names = [s.name for s in curate_stages(recipe.curate)]
+    drawn: list[tuple[Variant, list[dict], dict[str, int]]] = []
+    if grid.draw_from == "problems":
+        part1 = curate_stages(recipe.curate)[: names.index("diversity") + 1]
+
+        def context(stage_dir: Path) -> StageContext:
+            return StageContext(run_dir=curate_dir, stage_dir=stage_dir, generation_cache=cache, seed=recipe.seed)
+
+        from datasets import Dataset
+
+        problems = run_stages(Run(curate_dir), part1, Dataset.from_dict({}), context).to_list()
+        drawn = [(v, *variant_rows(v, [], problems)) for v in grid.variants]
+        check_sizes([(v, len(rows), counts) for v, rows, counts in drawn], "when drawing problems")
+        drawn = [
+            (v, _solve_problems(grid, recipe, v, rows, out_dir / "variants" / v.name / "curate", cache), counts)
+            for v, rows, counts in drawn
+        ]
+    else:
+        run_curate(recipe.curate, curate_dir, cache)
+        scored = _stage_rows(curate_dir, names, "score")
+        selected = _stage_rows(curate_dir, names, "select")
+        drawn = [(v, *variant_rows(v, scored, selected)) for v in grid.variants]
+    empty = [v.name for v, rows, _ in drawn if not rows]
+    if empty:
+        raise LimoError(f"variant(s) {empty} have no training rows; loosen their filters")
+    check_sizes([(v, len(rows), counts) for v, rows, counts in drawn], "with verified solutions")
+    out = []
+    for variant, rows, counts in drawn:
+        path = out_dir / "variants" / variant.name / "data.jsonl"
+        rows = sorted(rows, key=lambda r: r["id"])
+        write_jsonl(path, [{"id": r["id"], "messages": messages_of(r, recipe.curate.export)} for r in rows])
+        out.append(VariantData(variant, rows, counts, path))
+    return out
+
+
+def run_experiment(
+    grid_path: str | Path,
+    out_dir: str | Path,
+    overrides: list[str] | None = None,
+    cache: str | Path | None = None,
+    data_only: bool = False,
+) -> dict:
+    """Curate, cut the variants, then train and evaluate each on every model (`data_only`: stop after the data)."""
     from limo.engines.base import local_fingerprint
     from limo.pipeline import eval_step, train_step
-    from limo.stages.export import messages_of
 
     grid, recipe = load_grid(grid_path, overrides)
     out_dir = Path(out_dir)
     cache_path = Path(cache) if cache else None
-    curate_recipe = recipe.curate
-    curate_dir = out_dir / "curate"
-    run_curate(curate_recipe, curate_dir, cache_path)
-    names = [s.name for s in curate_stages(curate_recipe)]
-    scored = _stage_rows(curate_dir, names, "score")
-    selected = _stage_rows(curate_dir, names, "select")
+    prepared = prepare_variants(grid, recipe, out_dir, cache_path)
+    if data_only:
+        return {
+            "name": grid.name,
+            "variants": {d.variant.name: {"examples": len(d.rows), **d.counts} for d in prepared},
+        }
     models = grid.models or [recipe.train.model]
 
     entries: list[dict[str, Any]] = []
@@ -161,22 +178,15 @@ def run_experiment(
         for model in models:
             res = eval_step(recipe.eval, model, out_dir / "base" / _slug(model) / "eval", cache_path)
             entries.append(_entry("base", model, None, {}, res, out_dir / "base" / _slug(model) / "eval"))
-    for variant in grid.variants:
-        rows, counts = variant_rows(variant, scored, selected)
-        vdir = out_dir / "variants" / variant.name
-        if not rows:
-            raise LimoError(f"variant '{variant.name}' has no training rows ({counts}); loosen its filters")
-        data = vdir / "data.jsonl"
-        write_jsonl(data, [{"id": r["id"], "messages": messages_of(r, curate_recipe.export)} for r in rows])
+    for d in prepared:
         for model in models:
-            mdir = vdir / _slug(model)
+            mdir = d.path.parent / _slug(model)
             changes = {**grid.model_train.get(model, {}), "model": model}
             train_cfg = replace_fields(recipe.train, changes, f"{grid_path}: model_train.{model}")
-            model_dir, _ = train_step(train_cfg, data, mdir / "train")
-            res = eval_step(
-                recipe.eval, str(model_dir), mdir / "eval", cache_path, local_fingerprint(str(model_dir))
-            )
-            entries.append(_entry(variant.name, model, variant, {"examples": len(rows), **counts}, res, mdir / "eval"))
+            model_dir, _ = train_step(train_cfg, d.path, mdir / "train")
+            res = eval_step(recipe.eval, str(model_dir), mdir / "eval", cache_path, local_fingerprint(str(model_dir)))
+            data = {"examples": len(d.rows), **d.counts}
+            entries.append(_entry(d.variant.name, model, d.variant, data, res, mdir / "eval"))
     result = {"name": grid.name, "grid": str(grid_path), "benchmarks": _benchmarks(entries), "entries": entries}
     write_json(out_dir / "experiment.json", result)
     atomic_write_text(out_dir / "experiment.md", experiment_markdown(result))
