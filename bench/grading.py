@@ -1,10 +1,11 @@
-"""Benchmark: items/s of limo's grade_many (2 worker processes, hard 5 s timeouts) against math-verify called
-directly in one process (its own 5 s signal timeouts), in the same run, on the 500 MATH500 gold answers paired with
-the real responses of traces/sky_t1_math_correct_5k_27b_math500.jsonl.
+"""Benchmark: items/s of limo's grade_many (pebble pool, 2 worker processes, hard 5 s timeouts) against the
+hand-written socketpair pool it replaced (loaded from git history) and against math-verify called directly in one
+process (its own 5 s signal timeouts), all in the same run, on the 500 MATH500 gold answers paired with the real
+responses of traces/sky_t1_math_correct_5k_27b_math500.jsonl.
 
     .venv/bin/python bench/grading.py            # prints a table, writes bench/results/grading.json
 
-"ours (cold)" includes starting the worker processes; "ours (warm)" reuses the started pool.
+"cold" includes starting the worker processes; "warm" reuses the started pool.
 """
 
 import json
@@ -47,48 +48,84 @@ def baseline(items: list[tuple[str, str]]) -> tuple[float, int]:
     return time.perf_counter() - start, correct
 
 
-def ours(items: list[tuple[str, str]]) -> tuple[float, float, int, dict]:
-    from limo.grading import _close_pool, grade_many, summarize
+OLD_POOL_COMMIT = "fba6251"  # the last commit with the hand-written socketpair pool (src/limo/grading.py)
 
-    _close_pool()
+
+def old_pool_module():
+    """The replaced hand-written pool, loaded from git history into a temporary module (bench only)."""
+    import importlib
+    import subprocess
+    import sys
+    import tempfile
+
+    code = subprocess.run(
+        ["git", "show", f"{OLD_POOL_COMMIT}:src/limo/grading.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parent,
+    ).stdout.replace("from limo.grading import _worker_entry", "from limo_old_grading import _worker_entry")
+    folder = tempfile.mkdtemp(prefix="limo-old-grading-")
+    (Path(folder) / "limo_old_grading.py").write_text(code)
+    os.environ["PYTHONPATH"] = folder + os.pathsep + os.environ.get("PYTHONPATH", "")
+    sys.path.insert(0, folder)
+    return importlib.import_module("limo_old_grading")
+
+
+def timed(grade_many, close, items) -> tuple[float, float, list]:
+    close()
     start = time.perf_counter()
-    results = grade_many(items, timeout_s=5.0, workers=2)
+    grade_many(items, timeout_s=5.0, workers=2)
     cold = time.perf_counter() - start
     start = time.perf_counter()
     results = grade_many(items, timeout_s=5.0, workers=2)
     warm = time.perf_counter() - start
-    return cold, warm, sum(r.correct for r in results), summarize(results)
+    close()
+    return cold, warm, results
 
 
 def main() -> None:
+    from limo.grading import grade_many, summarize
+    from limo.grading.pool import close_pool
+
     items = load_items()
-    cold, warm, ours_correct, counts = ours(items)
+    old = old_pool_module()
+    old_cold, old_warm, old_results = timed(old.grade_many, old._close_pool, items)
+    new_cold, new_warm, new_results = timed(grade_many, close_pool, items)
     base_s, base_correct = baseline(items)
     n = len(items)
+    old_correct, new_correct = sum(r.correct for r in old_results), sum(r.correct for r in new_results)
     rows = {
         "math-verify direct (1 process)": (base_s, base_correct),
-        "limo grade_many, 2 workers (cold)": (cold, ours_correct),
-        "limo grade_many, 2 workers (warm)": (warm, ours_correct),
+        "old hand-written pool, 2 workers (cold)": (old_cold, old_correct),
+        "old hand-written pool, 2 workers (warm)": (old_warm, old_correct),
+        "pebble pool, 2 workers (cold)": (new_cold, new_correct),
+        "pebble pool, 2 workers (warm)": (new_warm, new_correct),
     }
-    print(f"{'method':38} {'seconds':>8} {'items/s':>9} {'correct':>8}")
+    print(f"{'method':42} {'seconds':>8} {'items/s':>9} {'correct':>8}")
     for name, (secs, corr) in rows.items():
-        print(f"{name:38} {secs:8.2f} {n / secs:9.1f} {corr:8d}")
-    speedup_cold, speedup_warm = base_s / cold, base_s / warm
-    print(f"speedup vs math-verify: cold {speedup_cold:.1f}x, warm {speedup_warm:.1f}x (acceptance: >= 1.5x)")
+        print(f"{name:42} {secs:8.2f} {n / secs:9.1f} {corr:8d}")
+    print(f"pebble vs old pool: cold {old_cold / new_cold:.2f}x, warm {old_warm / new_warm:.2f}x (>1 = pebble faster)")
     out = {
         "items": n,
-        "machine": f"{platform.machine()} {os.cpu_count()} CPUs (2-core CPU dev box, no GPU)",
+        "machine": f"{platform.machine()} {os.cpu_count()} CPUs (2-core CPU dev box shared with other jobs, no GPU)",
         "baseline_seconds": base_s,
         "baseline_items_per_s": n / base_s,
         "baseline_correct": base_correct,
-        "ours_cold_seconds": cold,
-        "ours_warm_seconds": warm,
-        "ours_cold_items_per_s": n / cold,
-        "ours_warm_items_per_s": n / warm,
-        "ours_correct": ours_correct,
-        "ours_verdicts": counts,
-        "speedup_cold": speedup_cold,
-        "speedup_warm": speedup_warm,
+        "old_pool_commit": OLD_POOL_COMMIT,
+        "old_cold_seconds": old_cold,
+        "old_warm_seconds": old_warm,
+        "old_correct": old_correct,
+        "ours_cold_seconds": new_cold,
+        "ours_warm_seconds": new_warm,
+        "ours_cold_items_per_s": n / new_cold,
+        "ours_warm_items_per_s": n / new_warm,
+        "ours_correct": new_correct,
+        "ours_verdicts": summarize(new_results),
+        "pebble_vs_old_cold": old_cold / new_cold,
+        "pebble_vs_old_warm": old_warm / new_warm,
+        "speedup_cold": base_s / new_cold,
+        "speedup_warm": base_s / new_warm,
         "timeout_s": 5.0,
         "workers": 2,
     }

@@ -126,12 +126,21 @@ def grade(
     workers: Annotated[int | None, typer.Option(help="grading processes (default: CPU count, at most 8)")] = None,
     response_field: str = "response",
     answer_field: str = "answer",
+    rule: Annotated[str, typer.Option(help="boxed (the authors': last box, no box = wrong) | extended")] = "extended",
 ):
     """Grade responses against gold answers (math-verify + exact checks, worker processes, hard timeouts)."""
     from limo.grading import grade_jsonl
 
+    if rule not in ("boxed", "extended"):
+        raise typer.BadParameter(f"unknown rule {rule!r}; use boxed or extended", param_hint="--rule")
     grade_jsonl(
-        input, out, timeout_s=timeout, workers=workers, response_field=response_field, answer_field=answer_field
+        input,
+        out,
+        timeout_s=timeout,
+        workers=workers,
+        response_field=response_field,
+        answer_field=answer_field,
+        rule=rule,  # type: ignore[arg-type]
     )
 
 
@@ -142,11 +151,15 @@ def eval_(
     engine: Annotated[str, typer.Option(help="hf | vllm | openai | ray")] = "hf",
     benchmarks: Annotated[str, typer.Option(help="comma-separated names or .jsonl/.parquet paths")] = "math500",
     benchmark: Annotated[list[str] | None, typer.Option(help="a benchmark name or file (repeatable)")] = None,
-    protocol: Annotated[str, typer.Option(help="greedy (pass@1) | paper-sampled (16 samples, T=0.7)")] = "greedy",
-    n: Annotated[int | None, typer.Option(help="samples per problem (default: from the protocol)")] = None,
-    temperature: Annotated[float | None, typer.Option(help="default: from the protocol")] = None,
-    top_p: Annotated[float | None, typer.Option(help="default: from the protocol")] = None,
-    max_tokens: Annotated[int, typer.Option(help="max completion tokens (LIMO: 32768)")] = 32768,
+    protocol: Annotated[str, typer.Option(help="greedy | limo-v1 | limo-v3 (per-benchmark settings)")] = "greedy",
+    n: Annotated[int | None, typer.Option(help="samples per problem, every benchmark (default: protocol)")] = None,
+    temperature: Annotated[float | None, typer.Option(help="every benchmark (default: protocol)")] = None,
+    top_p: Annotated[float | None, typer.Option(help="every benchmark (default: protocol)")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="caps every benchmark's max tokens (protocol: 32768)")] = None,
+    grading: Annotated[str | None, typer.Option(help="boxed | extended (default: protocol)")] = None,
+    judge: Annotated[str | None, typer.Option(help="judge model for text golds / undecided items")] = None,
+    judge_engine: Annotated[str, typer.Option(help="judge: hf | vllm | openai | ray")] = "openai",
+    judge_base_url: Annotated[str, typer.Option(help="judge: openai engine URL")] = "http://127.0.0.1:8000/v1",
     limit: Annotated[int | None, typer.Option(help="first N problems of each benchmark")] = None,
     seed: int = 0,
     batch_size: int = 8,
@@ -173,11 +186,14 @@ def eval_(
         temperature=temperature,
         top_p=top_p,
         max_tokens=max_tokens,
+        grading=grading,
         limit=limit,
         seed=seed,
         cache=str(cache) if cache else None,
         grade_timeout_s=grade_timeout,
         grade_workers=grade_workers,
+        judge=judge,
+        judge_engine=EngineConfig(model=judge, engine=judge_engine, base_url=judge_base_url) if judge else None,
     )
     run_eval(cfg, out)
 

@@ -10,8 +10,9 @@ import pytest
 from limo.errors import InputError, LimoError
 from limo.eval.benchmarks import (
     BENCHMARKS,
-    PROTOCOLS,
+    PAPER_AVERAGE,
     BenchmarkSpec,
+    HubSource,
     load_benchmark,
     prompt_messages,
     rows_from_source,
@@ -20,7 +21,7 @@ from limo.records import LIMO_SYSTEM_PROMPT
 
 EXPECTED_ROWS = {
     "aime24": 30, "aime25": 30, "amc23": 40, "math500": 500, "minerva": 272, "olympiadbench": 675,
-    "gaokao": 79, "kaoyan": 199, "cn_math_2024": 30, "grade_school_math": 210,
+    "gaokao": 79, "kaoyan": 199, "cn_math_2024": 30, "grade_school_math": 210, "gpqa_diamond": 198,
 }  # fmt: skip
 
 
@@ -60,14 +61,20 @@ def test_prompt_is_limo_system_prompt_plus_problem():
     assert "boxed" in LIMO_SYSTEM_PROMPT
 
 
-def test_protocols():
-    assert PROTOCOLS["greedy"].n == 1 and PROTOCOLS["greedy"].temperature == 0.0
-    assert PROTOCOLS["paper-sampled"].n == 16 and PROTOCOLS["paper-sampled"].temperature == 0.7
-    assert {n for n, s in BENCHMARKS.items() if s.paper_protocol == "paper-sampled"} >= {
-        "aime24",
-        "amc23",
-        "cn_math_2024",
-    }
+def test_every_benchmark_has_a_hub_source_and_the_paper_average_is_registered():
+    for name, spec in BENCHMARKS.items():
+        assert spec.file and spec.hub is not None, name
+        assert spec.hub.dataset and spec.hub.split, name
+        assert spec.hub.data_files is None or "2284c6a0e6653aa8894bd12fdecc1212ba706c3a" in spec.hub.data_files
+    assert len(PAPER_AVERAGE) == 10 and set(PAPER_AVERAGE) <= set(BENCHMARKS)
+
+
+def test_gpqa_rows_carry_options_and_the_prompt_asks_for_the_letter(shared_data):
+    rows = load_benchmark("gpqa_diamond", limit=3)
+    assert all(len(r["choices"]) == 4 and r["answer"] in "ABCD" for r in rows)
+    msgs = prompt_messages(rows[0]["problem"], multiple_choice=True)
+    assert msgs[1]["content"].startswith(rows[0]["problem"]) and "choice letter" in msgs[1]["content"]
+    assert "\\boxed{}" in msgs[1]["content"]
 
 
 def test_any_jsonl_or_parquet_path(tmp_path):
@@ -105,10 +112,11 @@ def test_hf_datasets_code_path_on_local_parquet(tmp_path, monkeypatch):
         pa.Table.from_pylist([{"question": "5*5?", "final": 25, "uid": "q1", "type": "Algebra", "lvl": "Level 4"}]),
         tmp_path / "train.parquet",
     )
-    spec = BenchmarkSpec(
-        "toy", hf_id="parquet", split="train", data_files=str(tmp_path / "train.parquet"),
+    hub = HubSource(
+        "parquet", split="train", data_files=str(tmp_path / "train.parquet"),
         fields={"problem": "question", "answer": "final", "id": "uid", "subject": "type", "level": "lvl"},
     )  # fmt: skip
+    spec = BenchmarkSpec("toy", file="toy-not-here.jsonl", hub=hub)
     monkeypatch.setitem(BENCHMARKS, "toy", spec)
     rows = load_benchmark("toy")
     assert rows == [{"id": "q1", "problem": "5*5?", "answer": "25", "subject": "Algebra", "level": 4, "source": "toy"}]

@@ -9,7 +9,7 @@ import pytest
 
 from limo.errors import InputError, LimoError
 from limo.eval.compare import compare_runs, sign_flip_pvalue
-from limo.eval.run import benchmark_results
+from limo.eval.results import benchmark_results
 from limo.io import write_json, write_jsonl
 
 

@@ -16,14 +16,14 @@ from limo.eval.run import EvalConfig
 def test_eval_config_from_recipe_dict():
     cfg = EvalConfig.from_dict(
         {"model": "smollm2-135m", "engine": {"engine": "hf", "batch_size": 4}, "benchmarks": "math500,aime24",
-         "protocol": "paper-sampled", "max_tokens": 128, "limit": 3}
+         "protocol": "limo-v3", "max_tokens": 128, "limit": 3}
     )  # fmt: skip
     assert cfg.engine.batch_size == 4 and cfg.engine.model == "smollm2-135m"
     assert cfg.benchmarks == ["math500", "aime24"]
-    assert cfg.n_samples == 16
-    s = cfg.sampling()
-    assert s.temperature == 0.7 and s.max_tokens == 128
-    assert EvalConfig.from_dict({"n": 4, "temperature": 0.5}).sampling().temperature == 0.5
+    assert cfg.benchmark_protocol("aime24").n == 4 and cfg.benchmark_protocol("math500").n == 1
+    s = cfg.sampling("aime24")
+    assert s.temperature == 0.6 and s.max_tokens == 128
+    assert EvalConfig.from_dict({"n": 4, "temperature": 0.5}).sampling("math500").temperature == 0.5
     with pytest.raises(LimoError):
         EvalConfig.from_dict({"nope": 1})
     with pytest.raises(LimoError):
@@ -47,7 +47,11 @@ def test_limo_eval_end_to_end(tmp_path, shared_data):
     assert len(samples) == 20 and b["problems"] == 20 and b["n"] == 1 and b["samples_per_problem"] == 1
     assert results["generation"]["generated"] == 20
     assert results["versions"]["math-verify"] and results["versions"]["torch"] and results["model"] == "smollm2-135m"
-    assert results["sampling"]["max_tokens"] == 32 and results["sampling"]["temperature"] == 0.0
+    assert b["protocol"]["max_tokens"] == 32 and b["protocol"]["temperature"] == 0.0
+    assert b["protocol"]["overrides"] == {"max_tokens_cap": 32} and b["protocol"]["grading"] == "extended"
+    assert b["no_answer_rate"] == pytest.approx(sum(s["verdict"] == "no_answer" for s in samples) / 20)
+    assert b["boxed_rate"] == pytest.approx(sum(s["has_box"] for s in samples) / 20)
+    assert b["boxed_score"]["value"] == pytest.approx(sum(s["boxed_verdict"] == "correct" for s in samples) / 20)
 
     # recompute every headline number from samples.jsonl
     correct = sum(s["correct"] for s in samples)

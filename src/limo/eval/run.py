@@ -1,13 +1,18 @@
 """`limo eval`: generate on benchmarks through the generation cache, grade, and write results.
 
-    limo eval --model smollm2-135m --engine hf --benchmarks math500,aime24 --limit 20 --max-tokens 256 --out runs/ev
-    limo eval --model M --benchmarks aime24,amc23 --protocol paper-sampled --out DIR     # 16 samples, T=0.7
+    limo eval --model smollm2-135m --benchmarks math500,aime24 --limit 20 --max-tokens 256 --out runs/ev
+    limo eval --model M --benchmarks aime24,math500 --protocol limo-v3 --out DIR   # aime24: 4 @ T=0.6; math500 greedy
+    limo eval ... --judge qwen2.5-32b-instruct --judge-engine openai --judge-base-url URL   # text golds
 
 From Python (what `limo run` / experiments call): `run_eval(EvalConfig.from_dict(recipe["eval"]), out_dir)`.
 
-Writes DIR/results.json (per benchmark: problems, samples per problem, greedy pass@1 or avg@n, unbiased pass@k for
-k = 1, 2, 4, ..., n, maj@k, a 95% CI for each, mean/p95 completion tokens, truncation rate, breakdown by subject
-and level; stamps: model, engine, sampling, versions), DIR/samples.jsonl (every response with its verdict) and
+A protocol (limo.eval.protocols) gives every benchmark its own (n, temperature, top_p, max_tokens, metric,
+grading rule); `n` / `temperature` / `top_p` / `grading` given here override every benchmark, and `max_tokens`
+caps every benchmark. results.json records, per benchmark, the protocol actually used (and the overrides).
+
+Writes DIR/results.json (per benchmark: score with a 95% CI, pass@k, maj@k, the `boxed` score beside an
+`extended` one, no-answer / boxed / truncation rates, mean and p95 response tokens, judged share; stamps: model,
+engine, versions, and the producers of the samples), DIR/samples.jsonl (every response with its verdict) and
 DIR/results.md. A rerun with the same settings is answered from the cache: no new generations.
 """
 
@@ -21,27 +26,33 @@ from typing import Any
 
 from limo.engines.base import EngineConfig, SamplingParams
 from limo.errors import LimoError
-from limo.eval.benchmarks import PAPER_MAX_TOKENS, PROTOCOLS, load_benchmark, prompt_messages, resolve
-from limo.eval.metrics import mean, percentile, problem_metrics, score_block
+from limo.eval.benchmarks import BENCHMARKS, load_benchmark, prompt_messages, resolve
+from limo.eval.protocols import BenchmarkProtocol, Protocol, get_protocol, protocol_from_dict
+from limo.eval.results import benchmark_results, producers_summary, results_markdown
 
 
 @dataclass
 class EvalConfig:
-    """What to evaluate and how. `n`/`temperature`/`top_p` left None come from the protocol."""
+    """What to evaluate and how. Sampling comes from the protocol per benchmark; fields set here override it."""
 
     model: str = "smollm2-135m"
     engine: EngineConfig = field(default_factory=EngineConfig)
     benchmarks: list[str] = field(default_factory=lambda: ["math500"])
     protocol: str = "greedy"
+    protocols: dict[str, Any] = field(default_factory=dict)  # user-defined protocols (see limo.eval.protocols)
     n: int | None = None
     temperature: float | None = None
     top_p: float | None = None
-    max_tokens: int = PAPER_MAX_TOKENS  # LIMO §4: up to 32768 output tokens
+    max_tokens: int | None = None  # a cap on every benchmark's protocol max_tokens
+    grading: str | None = None  # override the protocol's grading rule: boxed | extended
     limit: int | None = None
     seed: int = 0
     cache: str | None = None  # generation cache (SQLite); default: the user cache
     grade_timeout_s: float = 5.0
     grade_workers: int | None = None
+    judge: str | None = None  # judge model (any engine, through the cache)
+    judge_engine: EngineConfig | None = None
+    judge_max_tokens: int = 512  # not specified by the authors; our choice: room for "## Analysis" + verdict
 
     def __post_init__(self):
         if isinstance(self.engine, dict):
@@ -54,16 +65,27 @@ class EvalConfig:
             self.benchmarks = [b.strip() for b in self.benchmarks.split(",") if b.strip()]
         if not self.benchmarks:
             raise ValueError("benchmarks must name at least one benchmark")
-        if self.protocol not in PROTOCOLS:
-            raise ValueError(f"unknown protocol {self.protocol!r}; known: {sorted(PROTOCOLS)}")
         if self.n is not None and self.n < 1:
             raise ValueError("n must be >= 1")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise ValueError("max_tokens must be >= 1")
         if self.limit is not None and self.limit < 1:
             raise ValueError("limit must be >= 1")
+        if self.grading is not None and self.grading not in ("boxed", "extended"):
+            raise ValueError(f"unknown grading rule {self.grading!r}; known: boxed, extended")
+        if self.judge is not None and self.judge_engine is None:
+            self.judge_engine = EngineConfig(model=self.judge)
+        elif isinstance(self.judge_engine, dict):
+            from limo.recipes import build
+
+            self.judge_engine = build(
+                EngineConfig, {"model": self.judge, **self.judge_engine}, where="eval.judge_engine"
+            )
+        self.resolved_protocol()  # unknown protocol or benchmark in a protocol: fail now
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "eval") -> EvalConfig:
-        """Build from a recipe dict: model, engine (EngineConfig fields), benchmarks, n, temperature, ..."""
+        """Build from a recipe dict: model, engine (EngineConfig fields), benchmarks, protocol, protocols, ..."""
         from limo.recipes import build
 
         data = dict(data)
@@ -75,22 +97,39 @@ class EvalConfig:
             cfg.engine = build(EngineConfig, {**engine, "model": cfg.model}, where=f"{where}.engine")
         return cfg
 
-    @property
-    def n_samples(self) -> int:
-        return self.n if self.n is not None else PROTOCOLS[self.protocol].n
+    def resolved_protocol(self) -> Protocol:
+        user = {name: protocol_from_dict(name, spec) for name, spec in (self.protocols or {}).items()}
+        proto = get_protocol(self.protocol, user)
+        proto.check_benchmarks(list(BENCHMARKS))
+        return proto
 
-    def sampling(self) -> SamplingParams:
-        proto = PROTOCOLS[self.protocol]
-        temperature = self.temperature if self.temperature is not None else proto.temperature
-        top_p = self.top_p if self.top_p is not None else proto.top_p
-        return SamplingParams(temperature=temperature, top_p=top_p, max_tokens=self.max_tokens, seed=self.seed)
+    def overrides(self) -> dict[str, Any]:
+        given = {"n": self.n, "temperature": self.temperature, "top_p": self.top_p, "grading": self.grading}
+        out = {k: v for k, v in given.items() if v is not None}
+        if self.max_tokens is not None:
+            out["max_tokens_cap"] = self.max_tokens
+        return out
+
+    def benchmark_protocol(self, name: str) -> BenchmarkProtocol:
+        """The protocol of one benchmark after this config's overrides and max-token cap."""
+        base = self.resolved_protocol().for_benchmark(name)
+        changes = {k: v for k, v in self.overrides().items() if k != "max_tokens_cap"}
+        if self.max_tokens is not None:
+            changes["max_tokens"] = min(base.max_tokens, self.max_tokens)
+        if "n" in changes and changes["n"] == 1 and base.metric != "pass@1":
+            changes["metric"] = "pass@1"
+        return dataclasses.replace(base, **changes)
+
+    def sampling(self, name: str) -> SamplingParams:
+        p = self.benchmark_protocol(name)
+        return SamplingParams(temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens, seed=self.seed)
 
 
 def versions() -> dict[str, str | None]:
     from importlib.metadata import PackageNotFoundError, version
 
     out: dict[str, str | None] = {}
-    for pkg in ("limo", "transformers", "torch", "math-verify", "vllm"):
+    for pkg in ("limo", "transformers", "torch", "math-verify", "vllm", "llama_cpp_python", "pebble"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -98,69 +137,24 @@ def versions() -> dict[str, str | None]:
     return out
 
 
-def _breakdown(samples: list[dict], key: str) -> dict[str, dict]:
-    """Accuracy (mean over problems of the fraction of correct samples) per subject or level."""
-    groups: dict[str, dict[str, list[bool]]] = {}
-    for s in samples:
-        value = s.get(key)
-        groups.setdefault("none" if value is None else str(value), {}).setdefault(s["problem_id"], []).append(
-            s["correct"]
-        )
-    out = {}
-    for name in sorted(groups):
-        per_problem = [sum(v) / len(v) for v in groups[name].values()]
-        out[name] = {"problems": len(per_problem), "accuracy": mean(per_problem)}
-    return out
-
-
-def benchmark_results(samples: list[dict], n: int, seed: int = 0) -> dict:
-    """Every number of one benchmark, computed from its sample records alone (so tests can recompute them)."""
-    by_problem: dict[str, list[dict]] = {}
-    for s in samples:
-        by_problem.setdefault(s["problem_id"], []).append(s)
-    ordered = [sorted(v, key=lambda s: s["sample_index"]) for v in by_problem.values()]
-    correct = [[s["correct"] for s in v] for v in ordered]
-    answers = [[s["extracted"] for s in v] for v in ordered]
-    out = problem_metrics(correct, answers, seed=seed)
-    tokens = [s["completion_tokens"] for s in samples]
-    verdicts: dict[str, int] = {}
-    for s in samples:
-        verdicts[s["verdict"]] = verdicts.get(s["verdict"], 0) + 1
-    out.update(
-        {
-            "samples": len(samples),
-            "samples_per_problem": n,
-            "mean_completion_tokens": mean(tokens),
-            "p95_completion_tokens": percentile(tokens, 95),
-            "truncation_rate": mean([1.0 if s["finish_reason"] == "length" else 0.0 for s in samples]),
-            "truncation": score_block(
-                [mean([1.0 if s["finish_reason"] == "length" else 0.0 for s in v]) for v in ordered],
-                binary_single=(n == 1),
-                seed=seed,
-            ),
-            "verdicts": verdicts,
-            "by_subject": _breakdown(samples, "subject"),
-            "by_level": _breakdown(samples, "level"),
-        }
-    )
-    return out
-
-
-def _evaluate_one(engine, name: str, cfg: EvalConfig, sampling: SamplingParams) -> tuple[list[dict], dict]:
+def _evaluate_one(engine, name: str, cfg: EvalConfig) -> tuple[list[dict], dict]:
     from limo.console import progress_bar
-    from limo.grading import grade_many
+    from limo.grading import boxed_answer, grade_many
 
     spec = resolve(name)
+    proto = cfg.benchmark_protocol(spec.name)
     rows = load_benchmark(name, limit=cfg.limit)
-    n = cfg.n_samples
-    prompts = [prompt_messages(r["problem"]) for r in rows]
+    n = proto.n
+    prompts = [prompt_messages(r["problem"], multiple_choice="choices" in r) for r in rows]
     before = engine.stats.generated
     with progress_bar(len(prompts) * n, f"{spec.name}: generating") as advance:
-        outputs = engine.generate(prompts, sampling, n=n, progress=advance)
+        outputs = engine.generate(prompts, cfg.sampling(spec.name), n=n, progress=advance)
     generated = engine.stats.generated - before
-    items = [(c.text, r["answer"]) for r, outs in zip(rows, outputs, strict=True) for c in outs]
-    with progress_bar(len(items), f"{spec.name}: grading") as advance:
-        grades = grade_many(items, timeout_s=cfg.grade_timeout_s, workers=cfg.grade_workers, progress=advance)
+    items = [(c.text, r["answer"], r.get("choices")) for r, outs in zip(rows, outputs, strict=True) for c in outs]
+    with progress_bar(len(items), f"{spec.name}: grading ({proto.grading})") as advance:
+        grades = grade_many(
+            items, timeout_s=cfg.grade_timeout_s, workers=cfg.grade_workers, progress=advance, rule=proto.grading
+        )
     samples, k = [], 0
     for r, outs in zip(rows, outputs, strict=True):
         for j, c in enumerate(outs):
@@ -171,6 +165,7 @@ def _evaluate_one(engine, name: str, cfg: EvalConfig, sampling: SamplingParams) 
                     "benchmark": spec.name,
                     "problem_id": r["id"],
                     "sample_index": j,
+                    "problem": r["problem"],
                     "answer": r["answer"],
                     "subject": r["subject"],
                     "level": r["level"],
@@ -179,40 +174,28 @@ def _evaluate_one(engine, name: str, cfg: EvalConfig, sampling: SamplingParams) 
                     "extracted": g.extracted,
                     "verdict": g.verdict,
                     "correct": g.correct,
+                    "rule": g.rule,
+                    "boxed_verdict": g.boxed_verdict if g.rule == "extended" else g.verdict,
+                    "has_box": boxed_answer(c.text) is not None,
                     "completion_tokens": c.completion_tokens,
                     "prompt_tokens": c.prompt_tokens,
                     "finish_reason": c.finish_reason,
+                    "producer": getattr(c, "producer", None),
                 }
             )
+    if cfg.judge:
+        from limo.eval.judging import apply_judge
+
+        apply_judge(samples, spec, cfg)
     result = benchmark_results(samples, n, seed=cfg.seed)
     result["generated"] = generated
-    result["paper_protocol"] = spec.paper_protocol  # what the LIMO paper reports for this benchmark
+    result["protocol"] = {
+        "name": cfg.protocol,
+        **dataclasses.asdict(proto),
+        "source": cfg.resolved_protocol().source,
+        "overrides": cfg.overrides(),
+    }
     return samples, result
-
-
-def results_markdown(results: dict) -> str:
-    lines = [
-        f"# Evaluation: {results['model']}",
-        "",
-        f"engine `{results['engine']['engine']}`, protocol `{results['protocol']}`, sampling `{results['sampling']}`",
-        "",
-        "| benchmark | problems | n | score | 95% CI | pass@k (max k) | maj@n | mean tok | p95 tok | truncated |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, b in results["benchmarks"].items():
-        s = b["score"]
-        kmax = max(b["pass@k"], key=int) if b["pass@k"] else "1"
-        pk = b["pass@k"].get(kmax, {}).get("value", s["value"])
-        maj = b["maj@k"].get(str(b["n"]), {}).get("value") if b["maj@k"] else None
-        lines.append(
-            f"| {name} | {b['problems']} | {b['n']} | {s['metric']} {100 * s['value']:.1f} | "
-            f"[{100 * s['ci'][0]:.1f}, {100 * s['ci'][1]:.1f}] | pass@{kmax} {100 * pk:.1f} | "
-            f"{'-' if maj is None else f'{100 * maj:.1f}'} | {b['mean_completion_tokens']:.0f} | "
-            f"{b['p95_completion_tokens']:.0f} | {100 * b['truncation_rate']:.1f}% |"
-        )
-    lines.append("")
-    lines.append("CIs: Wilson score interval for greedy pass@1; seeded percentile bootstrap over problems otherwise.")
-    return "\n".join(lines) + "\n"
 
 
 def print_table(results: dict) -> None:
@@ -221,18 +204,20 @@ def print_table(results: dict) -> None:
     from limo.console import console
 
     table = Table(title=f"limo eval: {results['model']} ({results['protocol']})")
-    for col in ("benchmark", "problems", "n", "score", "95% CI", "maj@n", "mean tok", "truncated", "generated"):
+    for col in ("benchmark", "n", "T", "rule", "score", "95% CI", "boxed", "no answer", "mean tok", "trunc", "gen"):
         table.add_column(col)
     for name, b in results["benchmarks"].items():
-        s = b["score"]
-        maj = b["maj@k"].get(str(b["n"]), {}).get("value") if b["maj@k"] else None
+        s, p = b["score"], b["protocol"]
+        boxed = b.get("boxed_score", {}).get("value", s["value"])
         table.add_row(
             name,
-            str(b["problems"]),
             str(b["n"]),
+            f"{p['temperature']:g}",
+            p["grading"],
             f"{s['metric']} {100 * s['value']:.1f}",
             f"[{100 * s['ci'][0]:.1f}, {100 * s['ci'][1]:.1f}]",
-            "-" if maj is None else f"{100 * maj:.1f}",
+            f"{100 * boxed:.1f}",
+            f"{100 * b['no_answer_rate']:.1f}%",
             f"{b['mean_completion_tokens']:.0f}",
             f"{100 * b['truncation_rate']:.1f}%",
             str(b["generated"]),
@@ -250,21 +235,18 @@ def run_eval(cfg: EvalConfig, out_dir: str | Path, engine=None) -> dict:
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in cfg.benchmarks:
-        resolve(name)  # fail on an unknown benchmark before loading any model
+    keys = [resolve(name).name for name in cfg.benchmarks]  # fail on an unknown benchmark before loading any model
+    if len(set(keys)) != len(keys):
+        raise LimoError(f"benchmark {next(k for k in keys if keys.count(k) > 1)!r} listed twice")
     own_engine = engine is None
     if engine is None:
         engine = make_engine(cfg.engine, cfg.cache)
-    sampling = cfg.sampling()
     start = time.perf_counter()
     all_samples: list[dict] = []
     per_bench: dict[str, dict] = {}
     try:
-        for name in cfg.benchmarks:
-            samples, result = _evaluate_one(engine, name, cfg, sampling)
-            key = resolve(name).name
-            if key in per_bench:
-                raise LimoError(f"benchmark {key!r} listed twice")
+        for name, key in zip(cfg.benchmarks, keys, strict=True):
+            samples, result = _evaluate_one(engine, name, cfg)
             per_bench[key] = result
             all_samples.extend(samples)
     finally:
@@ -274,12 +256,12 @@ def run_eval(cfg: EvalConfig, out_dir: str | Path, engine=None) -> dict:
         "model": cfg.model,
         "engine": dataclasses.asdict(cfg.engine),
         "protocol": cfg.protocol,
-        "samples_per_problem": cfg.n_samples,
-        "sampling": dataclasses.asdict(sampling),
         "limit": cfg.limit,
         "benchmarks": per_bench,
         "generation": engine.stats.to_dict(),
+        "producers": producers_summary(all_samples),
         "versions": versions(),
+        "judge": dataclasses.asdict(cfg.judge_engine) if cfg.judge and cfg.judge_engine else None,
         "ci_methods": {
             "wilson": "Wilson score interval, 95% (greedy pass@1: one binary outcome per problem)",
             "bootstrap": f"percentile bootstrap over problems, 2000 resamples, seed {cfg.seed}, 95%",

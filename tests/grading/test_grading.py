@@ -131,7 +131,9 @@ def test_math_verify_fallback_cases():
 def test_grade_result_fields():
     r = grade("\\boxed{7}", "7")
     assert isinstance(r, GradeResult) and r.correct and r.extracted == "7"
-    assert r.to_dict() == {"correct": True, "verdict": "correct", "extracted": "7"}
+    assert r.to_dict() == {
+        "correct": True, "verdict": "correct", "extracted": "7", "rule": "extended", "boxed_verdict": "correct"
+    }  # fmt: skip
     assert grade("\\boxed{7}", "8").correct is False
 
 
@@ -198,7 +200,7 @@ def test_grade_many_empty_and_bad_timeout():
 # disagreement). The test recomputes it; it must not fall below what was measured.
 MEASURED_AGREEMENT = {
     "sky_t1_math_correct_5k_14b_amc23.jsonl": 0.975,
-    "sky_t1_math_correct_5k_27b_math500.jsonl": 0.942,
+    "sky_t1_math_correct_5k_27b_math500.jsonl": 0.94,  # 470/500; a looping cut-off response is no longer credited
     "sky_t1_math_correct_5k_32b_ckpt140_aime24.jsonl": 1.0,
 }
 
