@@ -89,9 +89,12 @@ def run_config(config, prompts, sampling, batch_size, hf_backend, workdir: Path,
         result["threads"] = threads or default_threads
         result["startup_s"] = None
         return result
-    cfg = EngineConfig(model=MODEL, engine="ray", batch_size=batch_size, replicas=replicas, inner={"engine": "hf"})
+    cfg = EngineConfig(
+        model=MODEL, engine="ray", batch_size=batch_size, replicas=replicas, inner={"engine": "hf"},
+        ray_cpus_per_replica=cpus,
+    )  # fmt: skip
     t0 = time.perf_counter()
-    backend = RayBackend(cfg, cpus_per_replica=cpus, torch_threads=threads)
+    backend = RayBackend(cfg, torch_threads=threads)
     startup = time.perf_counter() - t0
     engine = CachedEngine(cfg, cache)
     engine._backend = backend

@@ -1,7 +1,9 @@
 """`limo generate`: run a model over a JSONL file of prompts, through the generation cache.
 
 Each input line has `prompt` (a string) or `messages` (chat messages), optionally `id`. Output lines keep the
-input fields and add `completions` (text, token counts, finish reason) for the n samples.
+input fields and add `completions` (text, token counts, finish reason, producer) for the n samples. A request the
+engine refused (a prompt longer than the model's context, a task that kept failing) has finish_reason "error" and
+an `error` reason; the summary counts them by reason.
 
     limo generate --model smollm2-135m --engine hf --input prompts.jsonl --out out.jsonl --n 4 --temperature 0.7
 """
@@ -20,11 +22,19 @@ def read_prompts(path: Path) -> list[dict]:
     for line_no, row in iter_jsonl(path):
         if "messages" in row:
             msgs = row["messages"]
-            if not isinstance(msgs, list) or not all(
-                isinstance(m, dict) and "role" in m and "content" in m for m in msgs
+            if (
+                not isinstance(msgs, list)
+                or not msgs
+                or not all(
+                    isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+                    for m in msgs
+                )
             ):
                 raise InputError(
-                    "expected a list of {role, content} objects", path=str(path), line=line_no, field="messages"
+                    "expected a non-empty list of {role, content} objects with string values",
+                    path=str(path),
+                    line=line_no,
+                    field="messages",
                 )
         elif "prompt" in row:
             if not isinstance(row["prompt"], str):
@@ -54,6 +64,7 @@ def run_generate(
         "requests": stats["requests"],
         "cache_hits": stats["cache_hits"],
         "generated": stats["generated"],
+        "not generated (errors)": ", ".join(f"{k}: {v}" for k, v in sorted(stats["errors"].items())) or "0",
         "completion_tokens": stats["completion_tokens"],
         "tokens/s (generation)": stats["tokens_per_second"],
         "wall seconds": round(seconds, 2),

@@ -13,7 +13,7 @@ from llama_helpers import free_port
 
 from limo.engines.base import EngineConfig, SamplingParams
 from limo.engines.cache import CachedEngine, GenerationCache
-from limo.engines.openai import OpenAIBackend, backoff_delay
+from limo.engines.openai import BackoffWithRetryAfter, OpenAIBackend, Retryable
 from limo.errors import LimoError
 
 pytestmark = pytest.mark.slow
@@ -192,13 +192,28 @@ def test_server_killed_mid_run_and_restarted(own_llama_server, llama_server, tmp
     assert [o[0].text for o in clean] == [o[0].text for o in outs]
 
 
-def test_backoff_grows_with_jitter():
-    delays = [backoff_delay(a, 1.0) for a in range(5)]
-    for a, d in enumerate(delays):
-        assert 0.5 * 2**a <= d < 1.5 * 2**a
-    assert backoff_delay(20, 1.0) <= 90  # capped
-    assert backoff_delay(0, 0.1, retry_after=3) >= 3  # Retry-After honoured
-    assert len({backoff_delay(3, 1.0) for _ in range(5)}) > 1  # jittered
+class _State:
+    """The bits of a tenacity RetryCallState that the wait strategy reads."""
+
+    def __init__(self, attempt: int, error: Exception):
+        self.attempt_number = attempt
+
+        class Outcome:
+            def exception(self):
+                return error
+
+        self.outcome = Outcome()
+
+
+def test_backoff_grows_with_jitter_and_honours_retry_after():
+    wait = BackoffWithRetryAfter(multiplier=1.0, max=60)
+    plain = Retryable("HTTP 500")
+    for attempt in range(1, 6):
+        delays = [wait(_State(attempt, plain)) for _ in range(20)]
+        assert all(0 <= d <= min(60, 2**attempt) for d in delays)  # full jitter up to 2^attempt
+        assert len(set(delays)) > 1  # jittered
+    assert max(wait(_State(30, plain)) for _ in range(20)) <= 60  # capped
+    assert wait(_State(1, Retryable("HTTP 429", retry_after=3))) >= 3  # Retry-After honoured
 
 
 def test_api_key_from_environment(monkeypatch):

@@ -18,7 +18,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from limo.errors import LimoError
+
 Prompt = str | list[dict[str, str]]
+
+
+class SettingError(LimoError, ValueError):
+    """A decoding or engine setting out of range (a user error: one line, exit code 2)."""
 
 
 @dataclass(frozen=True)
@@ -34,11 +40,13 @@ class SamplingParams:
 
     def __post_init__(self):
         if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+            raise SettingError(f"temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+            raise SettingError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.max_tokens < 1:
-            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+            raise SettingError(f"max_tokens must be >= 1, got {self.max_tokens}")
+        if self.top_k < 0:
+            raise SettingError(f"top_k must be >= 0 (0 = off), got {self.top_k}")
         object.__setattr__(self, "stop", tuple(self.stop))
 
     @property
@@ -54,11 +62,54 @@ class Completion:
     finish_reason: str  # "stop" | "length" | "error"
     reasoning: str | None = None  # reasoning_content, when a server returns it separately (DeepSeek-R1 style)
     cached: bool = False
+    # who made it: engine, model (with revision or file fingerprint) and library versions; see `producer_info`
+    producer: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None  # why finish_reason is "error" (e.g. "prompt_too_long"); errors are never cached
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("cached")
+        if d["error"] is None:
+            d.pop("error")
         return d
+
+
+def completion_problem(c: Completion) -> str | None:
+    """Why `c` must not be cached (None when it may): errors, and fields of the wrong type from a bad backend."""
+    if c.finish_reason not in ("stop", "length"):
+        return f"finish_reason {c.finish_reason!r}"
+    if not isinstance(c.text, str):
+        return f"text is {type(c.text).__name__}, not a string"
+    if c.reasoning is not None and not isinstance(c.reasoning, str):
+        return f"reasoning is {type(c.reasoning).__name__}, not a string"
+    for name in ("prompt_tokens", "completion_tokens"):
+        value = getattr(c, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return f"{name} is {value!r}, not a count"
+    return None
+
+
+def dropped(reason: str, prompt_tokens: int = 0) -> Completion:
+    """The completion of a request the engine refused before generating (counted by reason, never cached)."""
+    return Completion(text="", prompt_tokens=prompt_tokens, completion_tokens=0, finish_reason="error", error=reason)
+
+
+def library_versions(*names: str) -> dict[str, str]:
+    """Installed versions of `limo` and the named distributions (missing ones are left out)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("limo", *names):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def producer_info(engine: str, model: str, revision: str | None, libraries: tuple[str, ...]) -> dict[str, Any]:
+    """The `producer` stamped on every completion an engine makes (and stored with its cache row)."""
+    return {"engine": engine, "model": model, "revision": revision, "versions": library_versions(*libraries)}
 
 
 @dataclass
@@ -100,23 +151,37 @@ class EngineConfig:
     api_key_env: str = "OPENAI_API_KEY"
     endpoint: Literal["chat", "completions"] = "chat"
     concurrency: int = 8
-    timeout_s: float = 600.0
+    timeout_s: float = 600.0  # one attempt, answer included (not per read)
+    deadline_s: float = 1800.0  # one request, retries and backoff included
     max_retries: int = 6
     backoff_s: float = 1.0
     # vllm
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.9
     max_model_len: int | None = None
+    load_format: str = "auto"  # "dummy" = random weights, for smoke tests without downloading a checkpoint
+    batch_invariant: bool = False  # vllm: results independent of batch composition (VLLM_BATCH_INVARIANT=1)
     # ray: the engine each replica runs, and how many replicas
     inner: dict[str, Any] = field(default_factory=dict)
     replicas: int = 1
     ray_address: str | None = None
+    ray_cpus_per_replica: float = 1.0
+    ray_ready_timeout_s: float = 600.0  # replicas that are not up (placed and model loaded) by then: a clear error
+    ray_max_attempts: int = 3  # tries of one request whose task raises before it is counted failed
 
     def __post_init__(self):
-        if self.batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
-        if self.concurrency < 1:
-            raise ValueError("concurrency must be >= 1")
+        if self.engine not in ("hf", "vllm", "openai", "ray"):
+            raise SettingError(f"engine must be hf, vllm, openai or ray, got {self.engine!r}")
+        for name in ("batch_size", "concurrency", "replicas", "tensor_parallel_size", "ray_max_attempts"):
+            if getattr(self, name) < 1:
+                raise SettingError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("timeout_s", "deadline_s", "ray_cpus_per_replica", "ray_ready_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise SettingError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
+        if self.max_retries < 0 or self.backoff_s < 0:
+            raise SettingError("max_retries and backoff_s must be >= 0")
+        if self.max_model_len is not None and self.max_model_len < 2:
+            raise SettingError(f"max_model_len must be >= 2, got {self.max_model_len}")
 
     @property
     def identity(self) -> str:

@@ -6,13 +6,19 @@ then picks it). So a resumed run, whose batches differ, produces the same sample
 
 GGUF files are de-quantised by transformers (`gguf_file=`); the result is saved once under the limo cache
 (`<cache>/models/`) so later loads skip the conversion.
+
+Context length: a request whose prompt plus `max_tokens` does not fit the model's context (`max_position_embeddings`,
+or `EngineConfig.max_model_len` when smaller) is not generated: it comes back as an error completion with reason
+`prompt_too_long`, counted in the engine stats and never cached. A prompt longer than `context x (longest
+vocabulary entry)` characters cannot fit whatever its tokens are, so it is refused before it is tokenised: a 50 MB
+prompt costs a length check, not minutes of tokenising and a huge allocation (`encode_within`).
 """
 
 import hashlib
 from pathlib import Path
 
-from limo.engines.base import Completion, EngineConfig, Request
-from limo.engines.models import ResolvedModel, resolve
+from limo.engines.base import Completion, EngineConfig, Request, dropped, producer_info
+from limo.engines.models import ResolvedModel, model_revision, resolve
 from limo.paths import cache_dir
 
 
@@ -75,6 +81,21 @@ def render_prompt(tokenizer, prompt) -> str:
     return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
 
 
+def longest_token_chars(tokenizer) -> int:
+    """The most characters one token can stand for (the longest vocabulary entry; byte-level entries are at least
+    as long as the text they decode to)."""
+    return max(len(t) for t in tokenizer.get_vocab())
+
+
+def encode_within(tokenizer, text: str, limit: int, max_token_chars: int) -> list[int] | None:
+    """The token ids of `text` (no special tokens added: chat templates write their own), or None when it has more
+    than `limit` tokens. Text longer than limit x max_token_chars characters is refused without tokenising it."""
+    if len(text) > limit * max_token_chars:
+        return None
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return ids if len(ids) <= limit else None
+
+
 class _PerRowSampler:
     """Logits processor: temperature / top-k / top-p sampling with one generator per row."""
 
@@ -109,6 +130,10 @@ class HFBackend:
         self.cfg = cfg
         self.batch_size = cfg.batch_size
         self.model, self.tokenizer = load_model_and_tokenizer(cfg.model, cfg.device, cfg.dtype)
+        self.context = context_length(self.model.config, cfg.max_model_len)
+        self.max_token_chars = longest_token_chars(self.tokenizer)
+        revision = getattr(self.model.config, "_commit_hash", None) or model_revision(cfg.model)
+        self.producer = producer_info("hf", cfg.model, revision, ("transformers", "torch"))
 
     def generate_batch(self, requests: list[Request]) -> list[Completion]:
         # requests with different sampling settings are generated in separate groups
@@ -126,8 +151,14 @@ class HFBackend:
         from transformers import LogitsProcessorList
 
         tok = self.tokenizer
-        texts = [render_prompt(tok, r.prompt) for r in requests]
-        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
+        limit = self.context - sampling.max_tokens
+        encoded = [encode_within(tok, render_prompt(tok, r.prompt), limit, self.max_token_chars) for r in requests]
+        fits = [i for i, ids in enumerate(encoded) if ids is not None]
+        out = [dropped("prompt_too_long") for _ in requests]
+        if not fits:
+            return out
+        requests = [requests[i] for i in fits]
+        enc = tok.pad({"input_ids": [encoded[i] for i in fits]}, return_tensors="pt").to(self.model.device)
         prompt_lens = enc["attention_mask"].sum(dim=1).tolist()
         processors = LogitsProcessorList()
         if not sampling.greedy:
@@ -167,7 +198,9 @@ class HFBackend:
             completions.append(
                 Completion(text=text, prompt_tokens=int(plen), completion_tokens=count, finish_reason=finish)
             )
-        return completions
+        for i, c in zip(fits, completions, strict=True):
+            out[i] = c
+        return out
 
     def _eos_ids(self) -> list[int]:
         ids = self.model.generation_config.eos_token_id
@@ -179,6 +212,13 @@ class HFBackend:
 
     def close(self) -> None:
         self.model = None
+
+
+def context_length(config, max_model_len: int | None) -> int:
+    """Tokens the model can attend to: max_position_embeddings (or n_positions), capped by max_model_len."""
+    known = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    limits = [v for v in (known, max_model_len) if v]
+    return min(limits) if limits else 2048  # no limit recorded anywhere: our choice, the smallest common context
 
 
 def _first_stop(text: str, stops: tuple[str, ...]) -> int | None:

@@ -94,3 +94,24 @@ def gguf_path(model: str) -> Path | None:
     """The GGUF file behind a model name, if any (the openai engine's llama.cpp server serves it)."""
     r = resolve(model)
     return Path(r.path) / r.gguf_file if r.gguf_file else None
+
+
+def model_revision(model: str) -> str | None:
+    """What pins the weights behind a model name, for provenance: the carrying package's version for an embedded
+    alias, size + mtime fingerprint for a local file or directory, None for a hub id (the loader knows its commit)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from limo.engines.base import local_fingerprint
+
+    alias = ALIASES.get(model)
+    if alias is not None and alias.package:
+        name = alias.package.replace("_", "-")
+        try:
+            return f"{name}=={version(name)}:{alias.gguf_file}"
+        except PackageNotFoundError:
+            return None
+    path = Path(model)
+    if path.is_file():
+        stat = path.stat()
+        return f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
+    return local_fingerprint(model).lstrip("@") or None
