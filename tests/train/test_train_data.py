@@ -39,11 +39,62 @@ def test_unknown_role_is_an_input_error(chatml):
         tokenize_rows(chatml, where, rows, cutoff=512, overlength="truncate", invalid_rows="drop")
 
 
-def test_missing_messages_field(tmp_path):
+def test_row_without_messages_or_question_names_the_field(tmp_path):
     path = tmp_path / "x.jsonl"
     path.write_text(json.dumps({"id": "a", "text": "hi"}) + "\n")
-    with pytest.raises(InputError, match=r"line 1, field 'messages'"):
+    with pytest.raises(InputError, match=r"x.jsonl, line 1, field 'question'.*messages"):
         load_rows(str(path))
+
+
+LIMO_ROWS = [  # the GAIR/LIMO schema: question, solution, answer
+    {"question": "What is 2+3?", "solution": "2+3 = 5, so the answer is \\boxed{5}.", "answer": "5"},
+    {"question": "What is 7*6?", "solution": "7*6 = 42. \\boxed{42}", "answer": "42"},
+]
+
+
+def test_released_limo_schema_becomes_limo_chat(tmp_path, chatml):
+    from limo.records import LIMO_SYSTEM_PROMPT
+
+    path = tmp_path / "limo.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in LIMO_ROWS))
+    where, rows = load_rows(str(path))
+    assert rows[0][1] == [
+        {"role": "system", "content": LIMO_SYSTEM_PROMPT},
+        {"role": "user", "content": LIMO_ROWS[0]["question"]},
+        {"role": "assistant", "content": LIMO_ROWS[0]["solution"]},
+    ]
+    cols, _ = tokenize_rows(chatml, where, rows, cutoff=512, overlength="truncate", invalid_rows="error")
+    # the loss covers exactly the solution and the end-of-turn token, nothing of the prompt
+    ids, labels = cols["input_ids"][0], cols["labels"][0]
+    learned = [t for t, lab in zip(ids, labels, strict=True) if lab != IGNORE]
+    assert chatml.decode(learned) == LIMO_ROWS[0]["solution"] + "<|im_end|>"
+
+
+def test_parquet_and_field_mapping(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "mine.parquet"
+    pq.write_table(pa.Table.from_pylist([{"problem": "Q?", "response": "A."}]), path)
+    where, rows = load_rows(str(path), fields={"question": "problem", "solution": "response"}, system=None)
+    assert where == str(path)
+    assert rows == [(1, [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A."}])]
+
+
+def test_released_data_missing_solution_names_file_and_field(tmp_path):
+    path = tmp_path / "limo_broken.jsonl"
+    path.write_text(json.dumps(LIMO_ROWS[0]) + "\n" + json.dumps({"question": "Q?", "answer": "1"}) + "\n")
+    with pytest.raises(InputError, match=r"limo_broken.jsonl, line 2, field 'solution'"):
+        load_rows(str(path))
+
+
+def test_hub_layout_dataset_dir(tmp_path):
+    """A save_to_disk directory with GAIR/LIMO's columns (the Hub path is datasets.load_dataset on an id)."""
+    import datasets
+
+    datasets.Dataset.from_list(LIMO_ROWS).save_to_disk(str(tmp_path / "hf"))
+    _, rows = load_rows(str(tmp_path / "hf"))
+    assert [m[-1]["content"] for _, m in rows] == [r["solution"] for r in LIMO_ROWS]
 
 
 def test_over_cutoff_truncated_and_counted(chatml):

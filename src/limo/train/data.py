@@ -1,11 +1,14 @@
-"""Training data: chat `messages` rows -> token ids + labels (-100 outside assistant turns), cut at the cutoff.
+"""Training data: rows -> chat messages -> token ids + labels (-100 outside assistant turns), cut at the cutoff.
 
-Sources (`TrainConfig.data`): a JSONL with a `messages` column (RUN/export/messages.jsonl), a `datasets.save_to_disk`
-directory (RUN/export/hf), a curation run directory (its export/ is used), or a hub dataset id. Every row is checked:
-`messages` must be a list of {role, content} with roles system/user/assistant and at least one non-empty assistant
-turn; a bad row is an InputError naming the file, line and field (or, with `invalid_rows: drop`, counted and dropped).
-Rows longer than the cutoff are truncated (the assistant tokens that still fit keep their loss) or dropped, as the
-recipe says, and counted either way. The counts go to DIR/data_stats.json.
+Sources (`TrainConfig.data`): a JSONL or Parquet file, a `datasets.save_to_disk` directory (RUN/export/hf), a curation
+run directory (its export/ is used), or a hub dataset id. A row is either chat `messages` (what `limo curate` exports)
+or a question/solution pair, the schema of LIMO's released data (HF `GAIR/LIMO`: `question`, `solution`, `answer`),
+turned into system/user/assistant messages with LIMO's system prompt (records.LIMO_SYSTEM_PROMPT). Other column
+names are mapped with `data_fields: {question: problem, solution: response}`. Every row is checked: `messages` must
+be a list of {role, content} with roles system/user/assistant and at least one non-empty assistant turn; a missing
+field or a bad row is an InputError naming the file, line and field (or, with `invalid_rows: drop`, an empty
+assistant turn is counted and dropped). Rows longer than the cutoff are truncated (the assistant tokens that still
+fit keep their loss) or dropped, as the recipe says, and counted either way. The counts go to DIR/data_stats.json.
 
     from limo.train.data import load_rows, tokenize_rows
 """
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from limo.errors import InputError, LimoError
+from limo.records import LIMO_SYSTEM_PROMPT
 
 ROLES = ("system", "user", "assistant")
 IGNORE = -100
@@ -57,35 +61,57 @@ def resolve_source(source: str) -> Path | str:
     if source.count("/") == 1 and not source.startswith((".", "/")):
         return source  # hub dataset id
     raise LimoError(
-        f"training data '{source}' not found (a messages JSONL, a save_to_disk dir, a run dir or a hub id)"
+        f"training data '{source}' not found (a JSONL/Parquet file, a save_to_disk dir, a run dir or a hub id)"
     )
 
 
-def load_rows(source: str) -> tuple[str, list[tuple[int | None, Any]]]:
-    """(where, [(line or row number, messages)]) from any supported source."""
-    src = resolve_source(source)
-    if isinstance(src, Path) and src.is_file():
-        from limo.io import iter_jsonl
+DEFAULT_FIELDS = {"question": "question", "solution": "solution"}  # GAIR/LIMO's released columns
 
-        rows = []
-        for i, row in iter_jsonl(src):
-            if "messages" not in row:
-                raise InputError("missing field", path=str(src), line=i, field="messages")
-            rows.append((i, row["messages"]))
-        return str(src), rows
+
+def row_messages(row: dict[str, Any], where: str, line: int | None, fields: dict[str, str], system: str | None) -> Any:
+    """A row's chat messages: its `messages`, else question/solution (mapped by `fields`) as LIMO-format chat."""
+    from limo.records import chat_messages
+
+    if "messages" in row:
+        return row["messages"]
+    q, a = fields["question"], fields["solution"]
+    if q not in row:
+        why = f"no 'messages' and no question column '{q}' (set data_fields to map yours)"
+        raise InputError(why, path=where, line=line, field=q)
+    if a not in row:
+        raise InputError(f"question without its solution column '{a}'", path=where, line=line, field=a)
+    for name in (q, a):
+        if not isinstance(row[name], str):
+            raise InputError(f"expected a string, got {type(row[name]).__name__}", path=where, line=line, field=name)
+    return chat_messages(row[q], row[a], system=system)
+
+
+def _dataset_rows(src: Path | str) -> list[dict[str, Any]]:
     import datasets
 
-    if isinstance(src, Path):
-        ds = datasets.load_from_disk(str(src))
-    else:
-        ds = datasets.load_dataset(src)
+    ds = datasets.load_from_disk(str(src)) if isinstance(src, Path) else datasets.load_dataset(src)
     if isinstance(ds, datasets.DatasetDict):
         if "train" not in ds:
             raise LimoError(f"{src}: dataset has no 'train' split (splits: {list(ds)})")
         ds = ds["train"]
-    if "messages" not in ds.column_names:
-        raise InputError(f"no 'messages' column (columns: {ds.column_names})", path=str(src), field="messages")
-    return str(src), [(i, m) for i, m in enumerate(ds["messages"], start=1)]
+    return ds.to_list()
+
+
+def load_rows(
+    source: str, fields: dict[str, str] | None = None, system: str | None = LIMO_SYSTEM_PROMPT
+) -> tuple[str, list[tuple[int | None, Any]]]:
+    """(where, [(line or row number, messages)]) from any supported source."""
+    fields = {**DEFAULT_FIELDS, **(fields or {})}
+    src = resolve_source(source)
+    if isinstance(src, Path) and src.is_file():
+        from limo.io import iter_jsonl, read_table
+
+        where = str(src)
+        numbered = iter_jsonl(src) if src.suffix != ".parquet" else enumerate(read_table(src), start=1)
+    else:
+        where = str(src)
+        numbered = enumerate(_dataset_rows(src), start=1)
+    return where, [(i, row_messages(row, where, i, fields, system)) for i, row in numbered]
 
 
 def check_messages(messages: Any, where: str, line: int | None) -> str | None:

@@ -5,7 +5,12 @@ markers (train/templates.py) into `input_ids` + `labels` (-100 outside assistant
 then handed to TRL's SFTTrainer pre-tokenised. Batching is `padding_free` (default: a batch of N samples is one
 flattened row with position_ids, no pad tokens; the global batch still counts samples), `packed` (TRL BFD packing
 into rows of `cutoff` tokens; the global batch then counts packed rows) or `padded` (the baseline).
-Before training a memory plan and the global-batch bookkeeping are printed and saved (DIR/memory_plan.json).
+Before anything loads, the launch is checked against the recipe (launch.py: `strategy` must be what the launch
+trains; micro x accumulation x devices = global batch, printed) and the memory plan is printed and saved
+(DIR/memory_plan.json). The training arguments (and with them the HF DeepSpeed config) are built BEFORE the model
+is loaded, so under ZeRO-3 `from_pretrained` partitions the weights as they load (zero.Init) instead of every rank
+holding the whole model. `attn_implementation: auto` picks flash-attention when it imports, else sdpa (printed).
+`loss_weighting: sample | token` (loss.py) chooses how samples of different lengths weigh in the loss.
 Checkpoints go to DIR/checkpoints/ and a rerun resumes from the last one; the final model, tokenizer and chat
 template are saved in DIR itself (LoRA adapters merged), so `limo eval --model DIR` loads it.
 
@@ -22,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from limo.errors import LimoError
+from limo.records import LIMO_SYSTEM_PROMPT
 from limo.train.memory import LORA_TARGETS_ALL, STRATEGIES, BatchPlan, plan_batch
 from limo.train.templates import KNOWN
 
@@ -47,7 +53,9 @@ class PeftSpec:
 @dataclass
 class TrainConfig:
     model: str = "smollm2-135m"  # alias, hub id or directory
-    data: str | None = None  # messages JSONL, save_to_disk dir, curation run dir or hub dataset id
+    data: str | None = None  # JSONL/Parquet (messages or question/solution), save_to_disk dir, run dir or hub id
+    data_fields: dict[str, str] | None = None  # {question: COL, solution: COL}; default GAIR/LIMO's names
+    system_prompt: str | None = LIMO_SYSTEM_PROMPT  # for question/solution rows (LIMO's, records.py)
     chat_template: str = "model"  # chatml | qwen | mistral | llama3 | model (the tokenizer's own)
     cutoff: int = 16384  # LIMO §4 / released config: cutoff 16384 tokens
     overlength: Literal["truncate", "drop"] = "truncate"  # rows longer than the cutoff (counted either way)
@@ -64,8 +72,10 @@ class TrainConfig:
     per_device_batch_size: int = 1
     gradient_checkpointing: bool = True
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"  # auto: bf16 where the GPU supports it, else fp32
-    attn_implementation: str | None = None  # flash_attention_2 | sdpa | eager; None = transformers' default
-    strategy: Literal["ddp", "zero2", "zero3", "zero3-offload", "fsdp"] = "ddp"  # for the memory plan
+    attn_implementation: str = "auto"  # auto (flash_attention_2 if it imports, else sdpa) | flash_attention_2 | sdpa
+    strategy: Literal["ddp", "zero2", "zero3", "zero3-offload", "fsdp"] = "ddp"  # must match the launch (checked)
+    # sample: mean of per-sample mean token losses (LIMO's LLaMA-Factory run, see loss.py); token: all tokens equal
+    loss_weighting: Literal["sample", "token"] = "sample"
     gpus: int | None = None  # devices for the memory plan (default: the processes launched)
     gpu_memory_gb: float = 80.0
     deepspeed: str | None = None  # DeepSpeed JSON when not launched through an accelerate config
@@ -98,6 +108,14 @@ class TrainConfig:
             raise ValueError("warmup_ratio must be in [0, 1)")
         if self.gpus is not None and self.gpus < 1:
             raise ValueError("gpus must be >= 1")
+        if self.loss_weighting not in ("sample", "token"):
+            raise ValueError(f"loss_weighting: expected sample or token, got {self.loss_weighting!r}")
+        if self.attn_implementation is None:
+            self.attn_implementation = "auto"
+        if self.data_fields is not None:
+            unknown = sorted(set(self.data_fields) - {"question", "solution"})
+            if unknown or not all(isinstance(v, str) for v in self.data_fields.values()):
+                raise ValueError(f"data_fields: keys question/solution mapped to column names, got {self.data_fields}")
 
     @property
     def plan_strategy(self) -> str:
@@ -151,6 +169,7 @@ def memory_plan(cfg: TrainConfig, out_dir: Path | None, devices: int | None = No
         lora_r=peft.r,
         lora_targets=peft.target_modules,
         model=cfg.model,
+        precision="fp32" if cfg.precision == "fp32" or (cfg.precision == "auto" and not _cuda()) else "bf16",
     )
     assert plan.strategy in STRATEGIES
     if is_main_process():
@@ -178,15 +197,14 @@ def _uses_deepspeed(cfg: TrainConfig) -> bool:
     return bool(cfg.deepspeed) or os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
 
 
-def load_model(cfg: TrainConfig, path: str, precision: str):
+def load_model(cfg: TrainConfig, path: str, precision: str, attention: str):
     """The start model. bf16 weights only where an fp32 master copy lives elsewhere (DeepSpeed) or the base is frozen
-    (LoRA); plain DDP/FSDP keep fp32 weights and autocast, so lr 5e-6 updates are not lost to bf16 rounding."""
+    (LoRA); plain DDP/FSDP keep fp32 weights and autocast, so lr 5e-6 updates are not lost to bf16 rounding.
+    Call it after `sft_args`: under ZeRO-3 the HF DeepSpeed config those arguments set makes this load partitioned."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    kwargs: dict[str, Any] = {}
-    if cfg.attn_implementation:
-        kwargs["attn_implementation"] = cfg.attn_implementation
+    kwargs: dict[str, Any] = {"attn_implementation": attention}
     low = precision in ("bf16", "fp16") and (_uses_deepspeed(cfg) or cfg.peft is not None)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision) if low else torch.float32
     if cfg.peft and cfg.peft.method == "qlora":
@@ -264,45 +282,35 @@ def _peft_config(spec: PeftSpec):
     )
 
 
-def _save_final(trainer, cfg: TrainConfig, tokenizer, out_dir: Path, model_path: str) -> None:
-    """Model + tokenizer + chat template into out_dir; a LoRA adapter is merged into bf16/fp32 base weights."""
-    model = trainer.model
-    model.config.use_cache = True
-    if cfg.peft is None:
-        trainer.save_model(str(out_dir))
-    else:
-        adapter_dir = out_dir / "adapter"
-        trainer.save_model(str(adapter_dir))
-        if cfg.peft.merge and trainer.is_world_process_zero():
-            import torch
-            from peft import PeftModel
-            from transformers import AutoModelForCausalLM
+def check_launch(cfg: TrainConfig, plan_only: bool = False):
+    """The launch this process runs under, checked against the recipe (strategy, DeepSpeed batch numbers)."""
+    from limo.train.launch import check_strategy, detect_launch
 
-            dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-            base = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
-            merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
-            merged.config.use_cache = True
-            merged.save_pretrained(str(out_dir))
-    if trainer.is_world_process_zero():
-        tokenizer.save_pretrained(str(out_dir))
+    launch = detect_launch(cfg.deepspeed)
+    if not plan_only:
+        check_strategy(cfg.strategy, launch)
+    return launch
 
 
-def _loss_summary(log_history: list[dict]) -> dict[str, Any]:
-    losses = [(h["step"], h["loss"]) for h in log_history if "loss" in h]
-    values = [v for _, v in losses]
-    k = max(1, len(values) // 4)
-    return {
-        "losses": losses,
-        "first_window_loss": sum(values[:k]) / k if values else None,
-        "last_window_loss": sum(values[-k:]) / k if values else None,
-        "window": k,
-    }
+def args_then_model(cfg: TrainConfig, out_dir: Path, batch: BatchPlan, precision: str, model_path: str):
+    """(training arguments, model, ZeRO-3 partitioned at load?) in THIS order: the arguments install the HF DeepSpeed
+    config that `from_pretrained` reads to load under zero.Init, so each rank only materialises its shard."""
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    from limo.train.launch import resolve_attention
+
+    attention, why = resolve_attention(cfg.attn_implementation)
+    args = sft_args(cfg, out_dir, batch, precision)
+    zero3_at_load = is_deepspeed_zero3_enabled()
+    model = load_model(cfg, model_path, precision, attention)
+    return args, model, {"attention": attention, "attention_reason": why, "zero3_partitioned_load": zero3_at_load}
 
 
 def run_train(cfg: TrainConfig, out_dir: str | Path, plan_only: bool = False) -> Path:
     """Train as `cfg` says and return the directory holding the final model (out_dir)."""
     from limo.console import console, kv_table
     from limo.recipes import to_dict
+    from limo.train.launch import check_deepspeed_batch
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -310,18 +318,23 @@ def run_train(cfg: TrainConfig, out_dir: str | Path, plan_only: bool = False) ->
         import yaml
 
         (out_dir / "train_config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    launch = check_launch(cfg, plan_only)
     _, batch = memory_plan(cfg, out_dir, devices=(cfg.gpus or world_size()) if plan_only else None)
     if plan_only:
         return out_dir
+    check_deepspeed_batch(launch, batch.global_batch, batch.per_device, batch.accumulation)
+    if is_main_process():
+        console.print(f"launch: {launch.strategy} ({launch.via}); loss weighting: {cfg.loss_weighting}")
     if not cfg.data:
-        raise LimoError("train.data is not set: give a messages JSONL, a save_to_disk dir or a curation run dir")
+        raise LimoError("train.data is not set: give a JSONL/Parquet file, a save_to_disk dir or a curation run dir")
 
     from datasets import Dataset
     from transformers import AutoTokenizer
-    from trl import SFTTrainer
 
     from limo.engines.hf import local_model_dir
     from limo.train.data import load_rows, tokenize_rows
+    from limo.train.loss import WeightedSFTTrainer
+    from limo.train.outputs import StepTimer, loss_summary, save_final
     from limo.train.templates import apply_template
 
     model_path = local_model_dir(cfg.model)
@@ -329,7 +342,7 @@ def run_train(cfg: TrainConfig, out_dir: str | Path, plan_only: bool = False) ->
     apply_template(tokenizer, cfg.chat_template)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    where, rows = load_rows(cfg.data)
+    where, rows = load_rows(cfg.data, cfg.data_fields, cfg.system_prompt)
     cols, stats = tokenize_rows(tokenizer, where, rows, cfg.cutoff, cfg.overlength, cfg.invalid_rows)
     if is_main_process():
         (out_dir / "data_stats.json").write_text(json.dumps(stats.to_dict(), indent=2))
@@ -337,14 +350,20 @@ def run_train(cfg: TrainConfig, out_dir: str | Path, plan_only: bool = False) ->
     dataset = Dataset.from_dict(cols)
 
     precision = _precision(cfg)
-    model = load_model(cfg, model_path, precision)
-    args = sft_args(cfg, out_dir, batch, precision)
-    trainer = SFTTrainer(
+    args, model, loaded = args_then_model(cfg, out_dir, batch, precision, model_path)
+    if is_main_process():
+        console.print(f"attention: {loaded['attention']} ({loaded['attention_reason']})")
+        if loaded["zero3_partitioned_load"]:
+            console.print("ZeRO-3: weights partitioned across ranks as they loaded (zero.Init)")
+    timer = StepTimer()
+    trainer = WeightedSFTTrainer(
         model=model,
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=_peft_config(cfg.peft) if cfg.peft else None,
+        loss_weighting=cfg.loss_weighting,
+        callbacks=[timer.callback],
     )
     resume = last_checkpoint(out_dir / "checkpoints") if cfg.resume else None
     if resume is not None and is_main_process():
@@ -352,7 +371,7 @@ def run_train(cfg: TrainConfig, out_dir: str | Path, plan_only: bool = False) ->
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.perf_counter() - start
-    _save_final(trainer, cfg, tokenizer, out_dir, model_path)
+    save_final(trainer, cfg, tokenizer, out_dir, model_path)
     if trainer.is_world_process_zero():
         summary = {
             "model": cfg.model,
@@ -360,14 +379,18 @@ def run_train(cfg: TrainConfig, out_dir: str | Path, plan_only: bool = False) ->
             "steps": trainer.state.global_step,
             "epochs": trainer.state.epoch,
             "seconds": seconds,
+            "step_seconds": timer.seconds,
             "train_loss": result.training_loss,
             "world_size": trainer.args.world_size,
             "batch": batch.__dict__,
             "batching": cfg.batching,
+            "loss_weighting": cfg.loss_weighting,
+            "strategy": launch.strategy,
             "precision": precision,
+            **loaded,
             "resumed_from": str(resume) if resume else None,
             "data": stats.to_dict(),
-            **_loss_summary(trainer.state.log_history),
+            **loss_summary(trainer.state.log_history),
         }
         (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
         show = {k: summary[k] for k in ("steps", "seconds", "first_window_loss", "last_window_loss", "world_size")}
