@@ -43,7 +43,7 @@ def generate(
     concurrency: Annotated[int, typer.Option(help="openai engine: parallel requests")] = 8,
     endpoint: Annotated[str, typer.Option(help="openai engine: chat | completions")] = "chat",
     max_retries: Annotated[int, typer.Option(help="openai engine: retries per request")] = 6,
-    timeout: Annotated[float, typer.Option(help="openai engine: seconds per request")] = 600.0,
+    timeout: Annotated[float, typer.Option(help="openai engine: seconds per attempt, whole answer")] = 600.0,
     cache: Annotated[Path | None, typer.Option(help="generation cache (SQLite)")] = None,
     replicas: Annotated[int, typer.Option(help="ray engine: number of replicas")] = 1,
     inner_engine: Annotated[str, typer.Option(help="ray engine: engine each replica runs (hf | vllm)")] = "hf",
@@ -53,10 +53,11 @@ def generate(
     from limo.engines import EngineConfig, SamplingParams
     from limo.generate import run_generate
 
-    cfg = EngineConfig(model=model, engine=engine, batch_size=batch_size, base_url=base_url, concurrency=concurrency)
-    cfg.endpoint, cfg.max_retries, cfg.timeout_s = endpoint, max_retries, timeout
-    if engine == "ray":
-        cfg.inner, cfg.replicas, cfg.ray_address = {"engine": inner_engine}, replicas, ray_address
+    ray = {"inner": {"engine": inner_engine}, "replicas": replicas, "ray_address": ray_address}
+    cfg = EngineConfig(
+        model=model, engine=engine, batch_size=batch_size, base_url=base_url, concurrency=concurrency,
+        endpoint=endpoint, max_retries=max_retries, timeout_s=timeout, **(ray if engine == "ray" else {}),
+    )  # fmt: skip
     sampling = SamplingParams(
         temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed, stop=tuple(stop or ())
     )
@@ -64,6 +65,25 @@ def generate(
 
 
 # --- more commands are registered below, one block per module -------------------------------------------------
+
+cache_app = typer.Typer(no_args_is_help=True, help="Check or repair a generation cache (SQLite).")
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("check")
+def cache_check(path: Annotated[Path | None, typer.Argument(help="cache file (default: the shared one)")] = None):
+    """Run SQLite's integrity check and count the readable rows; exit 2 when the file is damaged."""
+    from limo.engines.cache_cli import run_check
+
+    run_check(path)
+
+
+@cache_app.command("repair")
+def cache_repair(path: Annotated[Path | None, typer.Argument(help="cache file (default: the shared one)")] = None):
+    """Copy every readable row into a fresh file, keep the damaged one beside it as PATH.damaged-<time>."""
+    from limo.engines.cache_cli import run_repair
+
+    run_repair(path)
 
 
 @app.command()
