@@ -137,6 +137,16 @@ def train(
 
 
 @app.command()
+def doctor(
+    json_out: Annotated[Path | None, typer.Option("--json", help="also write the facts as JSON here")] = None,
+):
+    """Versions, CUDA, driver, the attention backend `auto` picks, and whether vllm, DeepSpeed, flash-attn import."""
+    from limo.doctor import run_doctor
+
+    run_doctor(str(json_out) if json_out else None)
+
+
+@app.command()
 def grade(
     input: Annotated[Path, typer.Argument(help="JSONL (or Parquet) with 'response' and 'answer' per row")],
     out: Annotated[
