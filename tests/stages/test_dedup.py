@@ -11,15 +11,15 @@ def _ctx(tmp_path):
     return StageContext(run_dir=tmp_path, stage_dir=tmp_path / "02_dedup", generation_cache=tmp_path / "g.sqlite")
 
 
-def _row(i, problem, source="a"):
+def _row(i, problem, source="a", subject=None, level=None):
     return {
         "id": i,
         "problem": problem,
         "answer": "1",
         "solution": None,
         "source": source,
-        "subject": None,
-        "level": None,
+        "subject": subject,
+        "level": level,
     }
 
 
@@ -43,13 +43,33 @@ def test_source_priority_decides_which_copy_is_kept(tmp_path):
         _row("high-1", text.replace("explain.", "explain why."), "high"),
         _row("other", "How many primes are less than 20?", "low"),
     ]
-    cfg = build(dedup.Config, {"priority": ["high", "low"]}, "dedup")
+    cfg = build(dedup.Config, {"keep_priority": ["high", "low"]}, "dedup")
     res = dedup.run(rows_to_dataset(rows), cfg, _ctx(tmp_path))
     assert res.kept["id"] == ["high-1", "other"]
     assert res.dropped[0]["duplicate_of"] == "high-1" and res.dropped[0]["drop_reason"] == "near_duplicate"
     # default priority = order of first appearance (recipe order of sources)
     res = dedup.run(rows_to_dataset(rows), dedup.Config(), _ctx(tmp_path))
     assert res.kept["id"] == ["low-1", "other"]
+
+
+def test_keep_priority_then_level_and_subject(tmp_path):
+    """The difficulty ablation keeps the MATH/AIME copy with a level, whatever the file order."""
+    text = "Find the number of ordered pairs of positive integers (m, n) with m + n = 190 and gcd(m, n) = 1."
+    rows = [
+        _row("numina-1", text, "numina"),
+        _row("aime-1", text, "aime", level=None),
+        _row("math-bare", text, "math"),
+        _row("math-level", text, "math", subject="Number Theory", level=5),
+    ]
+    cfg = build(dedup.Config, {"keep_priority": ["math", "aime"]}, "dedup")
+    res = dedup.run(rows_to_dataset(rows), cfg, _ctx(tmp_path))
+    assert res.kept["id"] == ["math-level"]
+    assert {r["id"]: r["duplicate_of"] for r in res.dropped} == dict.fromkeys(
+        ["numina-1", "aime-1", "math-bare"], "math-level"
+    )
+    # within one source, a row with level/subject beats an earlier bare copy even without keep_priority
+    res = dedup.run(rows_to_dataset(rows[2:]), dedup.Config(), _ctx(tmp_path))
+    assert res.kept["id"] == ["math-level"]
 
 
 def test_threshold_and_switches(tmp_path):
