@@ -22,8 +22,11 @@ def test_shipped_protocols():
         p = v3.for_benchmark(greedy)
         assert (p.n, p.temperature, p.metric, p.grading) == (1, 0.0, "pass@1", "boxed")
     v1 = get_protocol("limo-v1")
-    assert all(v1.for_benchmark(b).n == 1 and v1.for_benchmark(b).temperature == 0.0 for b in ("aime24", "math500"))
-    assert "eval.sh" in v1.source and "not found" in v1.source and "§5" in v3.source
+    for sampled in ("aime24", "amc23", "cn_math_2024"):
+        p = v1.for_benchmark(sampled)
+        assert (p.n, p.temperature, p.metric, p.grading) == (16, 0.7, "unbiased-pass@1", "boxed")
+    assert v1.for_benchmark("math500").n == 1 and v1.for_benchmark("math500").temperature == 0.0
+    assert "issue #17" in v1.source and "§4.2" in v1.source and "§5" in v3.source
     assert get_protocol("greedy").default.grading == "extended"
 
 

@@ -6,11 +6,12 @@
 Shipped protocols (each setting cites its source; see docs/GRADING.md "Protocols"):
 
 - `greedy`: limo's default. One greedy sample per problem, pass@1, grading rule `extended`, up to 32768 tokens.
-- `limo-v1`: LIMO paper v1 (arXiv 2502.03387v1, Feb 2025). The v1 paper's own sentence on decoding was not found
-  in the sources we can read here. The authors' released evaluation script of that time,
-  GAIR-NLP/LIMO eval/eval.sh (added in commit f038bc4, 2025-02-05; unchanged at 2284c6a), runs
-  `--temperature 0.0 --n_sampling 1 --max_tokens 32768 --top_p 1` for every benchmark, so limo-v1 is greedy pass@1
-  everywhere with the authors' grading rule `boxed` (eval/utils/parser.py `extract_answer`).
+- `limo-v1`: LIMO paper v1 (arXiv 2502.03387v1, Feb 2025) §4.2, as the authors quote it in GAIR-NLP/LIMO issue #17
+  (2025-02-22): greedy decoding with a single sample on MATH500, OlympiadBench, Gaokao, Kaoyan, GradeSchool,
+  MinervaMath and GPQA; on AIME24, AMC23 and CHMath "16 samples with a temperature setting of 0.7" scored as
+  unbiased pass@1 (Chen et al. 2021). Up to 32768 tokens ("we use 32768 in our paper", issue #9). top_p not
+  specified; our choice: 1.0, the authors' eval/eval.sh@2284c6a (whose own defaults are greedy everywhere, one run
+  per benchmark). Grading rule `boxed`.
 - `limo-v3`: LIMO paper v3 (Jul 2025) §5: pass@1 with greedy decoding on the larger benchmarks; on AIME24, AMC23
   and CHMath (our `cn_math_2024`) 4 samples at temperature 0.6 scored as unbiased pass@1; at most 32,768 output
   tokens. Read from a third-party summary of v3 §5 checked against arXiv v3 (the store here shows only the paper's
@@ -81,6 +82,7 @@ class Protocol:
             )
 
 
+_V1_SAMPLED = BenchmarkProtocol(n=16, temperature=0.7, metric="unbiased-pass@1", grading="boxed")
 _V3_SAMPLED = BenchmarkProtocol(n=4, temperature=0.6, metric="unbiased-pass@1", grading="boxed")
 
 PROTOCOLS: dict[str, Protocol] = {
@@ -88,9 +90,10 @@ PROTOCOLS: dict[str, Protocol] = {
     "limo-v1": Protocol(
         "limo-v1",
         BenchmarkProtocol(grading="boxed"),
-        source="GAIR-NLP/LIMO eval/eval.sh@f038bc4 (2025-02-05, unchanged at 2284c6a): temperature 0.0, "
-        "n_sampling 1, max_tokens 32768, top_p 1; grader eval/utils/parser.py extract_answer (last box). "
-        "v1 paper sentence: not found",
+        {"aime24": _V1_SAMPLED, "amc23": _V1_SAMPLED, "cn_math_2024": _V1_SAMPLED},
+        source="LIMO v1 §4.2 as quoted by the authors in GAIR-NLP/LIMO issue #17: greedy single sample, but 16 "
+        "samples at T=0.7 with unbiased pass@1 on AIME24, AMC23, CHMath; 32768 max tokens (issue #9). top_p not "
+        "specified; our choice 1.0 (eval/eval.sh@2284c6a). Grader: eval/utils/parser.py extract_answer (last box)",
     ),
     "limo-v3": Protocol(
         "limo-v3",
