@@ -23,7 +23,11 @@ def progress_bar(total: int, description: str) -> Iterator[Callable[[int], None]
         transient=False,
     ) as progress:
         task = progress.add_task(description, total=total)
-        yield lambda k=1: progress.advance(task, k)
+        try:
+            yield lambda k=1: progress.advance(task, k)
+        except BaseException:
+            progress.live.transient = True  # a failed step leaves its one error line, not a half-full bar
+            raise
 
 
 def kv_table(title: str, rows: dict) -> Table:

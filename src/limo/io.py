@@ -45,6 +45,8 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     path = check_input_file(path)
     with path.open("rb") as f:
         for line_no, raw in enumerate(f, start=1):
+            if b"\x00" in raw:
+                raise InputError("binary data (a NUL byte); expected JSON lines", path=str(path), line=line_no)
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
@@ -92,12 +94,25 @@ def check_output_file(path: str | Path, overwrite: bool = True) -> Path:
         raise InputError("is a directory; give a file name for the output", path=str(path))
     if path.exists() and not overwrite:
         raise InputError("exists; choose a new output path or remove it first", path=str(path))
-    parent = next((p for p in (path.parent, *path.parent.parents) if p.exists()), Path("."))
-    if not parent.is_dir():
-        raise InputError(f"cannot create the output: {parent} is a file, not a directory", path=str(path))
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"cannot write here: {parent} is not writable; choose another output path", path=str(path))
+    _check_writable_parent(path, path.parent)
     return path
+
+
+def check_output_dir(path: str | Path) -> Path:
+    """Refuse (one line) an output directory that is a file or sits where nothing can be written."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError("is a file; give a directory for the output", path=str(path))
+    _check_writable_parent(path, path)
+    return path
+
+
+def _check_writable_parent(path: Path, start: Path) -> None:
+    existing = next((p for p in (start, *start.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise InputError(f"cannot create the output: {existing} is a file, not a directory", path=str(path))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write here: {existing} is not writable; choose another output path", path=str(path))
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
