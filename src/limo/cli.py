@@ -87,14 +87,34 @@ def cache_repair(path: Annotated[Path | None, typer.Argument(help="cache file (d
     run_repair(path)
 
 
+# --plan (limo.plan): curate, run and experiment print and write OUT/plan.json instead of running
+PlanFlag = Annotated[
+    bool, typer.Option("--plan", help="print + write OUT/plan.json (stages, models, bounds, GPU hours); run nothing")
+]
+PoolRows = Annotated[
+    int | None, typer.Option("--pool-rows", help="--plan: rows assumed for a pool source of unknown size (hub)")
+]
+Throughput = Annotated[
+    Path | None, typer.Option("--throughput", help="--plan: YAML {size class: [low, high]} tokens/s per GPU")
+]
+
+
 @app.command()
 def curate(
     recipe: Annotated[Path, typer.Argument(help="curation recipe YAML")],
     out: Annotated[Path, typer.Option("--out", "-o", help="run directory (resumed if it exists)")],
     set_: Annotated[list[str] | None, typer.Option("--set", help="recipe override a.b=value (repeatable)")] = None,
     cache: Annotated[Path | None, typer.Option(help="generation cache (SQLite)")] = None,
+    plan: PlanFlag = False,
+    pool_rows: PoolRows = None,
+    throughput: Throughput = None,
 ):
     """Curate a training set: pool, dedup, decontaminate, difficulty, diversity, ... (resumable stages)."""
+    if plan:
+        from limo.plan import plan_command
+
+        plan_command("curate", recipe, out, list(set_ or []), pool_rows, throughput)
+        return
     from limo.curate import load_curate_recipe, run_curate
 
     run_curate(load_curate_recipe(recipe, list(set_ or [])), out, cache)
@@ -250,8 +270,16 @@ def run_(
     set_: Annotated[list[str] | None, typer.Option("--set", help="recipe override a.b=value (repeatable)")] = None,
     cache: Annotated[Path | None, typer.Option(help="generation cache (SQLite)")] = None,
     skip_base_eval: Annotated[bool, typer.Option(help="evaluate only the fine-tuned model")] = False,
+    plan: PlanFlag = False,
+    pool_rows: PoolRows = None,
+    throughput: Throughput = None,
 ):
     """The whole loop: curate -> train -> eval (base and fine-tuned) -> RUN/report.md. Every step resumes."""
+    if plan:
+        from limo.plan import plan_command
+
+        plan_command("run", recipe, out, list(set_ or []), pool_rows, throughput, skip_base_eval=skip_base_eval)
+        return
     from limo.pipeline import run_pipeline
     from limo.recipes import load_recipe
 
@@ -264,8 +292,16 @@ def experiment(
     out: Annotated[Path, typer.Option("--out", "-o", help="experiment directory (resumed if it exists)")],
     set_: Annotated[list[str] | None, typer.Option("--set", help="grid override a.b=value (repeatable)")] = None,
     cache: Annotated[Path | None, typer.Option(help="generation cache (SQLite)")] = None,
+    plan: PlanFlag = False,
+    pool_rows: PoolRows = None,
+    throughput: Throughput = None,
 ):
     """The paper's ablations: train + evaluate every dataset variant x base model; one table and plots."""
+    if plan:
+        from limo.plan import plan_command
+
+        plan_command("experiment", grid, out, list(set_ or []), pool_rows, throughput)
+        return
     from limo.experiment import run_experiment
 
     run_experiment(grid, out, list(set_ or []), cache)
