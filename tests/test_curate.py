@@ -17,6 +17,7 @@ import yaml
 from limo.curate import build_curate_recipe, curate_stages, load_curate_recipe, run_curate
 from limo.errors import LimoError
 from limo.paths import REPO_ROOT
+from limo.runs import Run
 
 DEMO = str(REPO_ROOT / "recipes" / "data" / "demo_pool.jsonl")
 
@@ -95,6 +96,48 @@ def test_cli_bad_input_is_one_clear_line(tmp_path):
     assert out.returncode == 2
     assert "bad.jsonl" in out.stderr and "line 1" in out.stderr and "'problem'" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_second_curate_on_a_locked_run_directory_refuses(tmp_path):
+    """A live process holds RUN/.lock (as a running `limo curate` does); a second `limo curate` on the same --out
+    exits 2 with one line and writes nothing; after the holder exits, the run proceeds."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "pool": {"sources": [{"name": "d", "path": DEMO}]},
+                "decontaminate": {"enabled": False},
+                "difficulty": {"enabled": False},
+                "diversity": {"target_size": 3},
+            }
+        )
+    )
+    run_dir = tmp_path / "run"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from limo.runs import Run\nwith Run(sys.argv[1]).lock():\n"
+            "    print('held', flush=True); sys.stdin.read()",
+            str(run_dir),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        cmd = [sys.executable, "-m", "limo.cli", "curate", str(recipe), "--out", str(run_dir)]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 2, out.stderr
+        lines = [line for line in out.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and "in use by another limo process" in lines[0] and str(run_dir) in out.stderr
+        assert not (run_dir / "01_pool").exists() and not (run_dir / "recipe.yaml").exists()
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    with Run(run_dir).lock():  # released by the holder's exit
+        pass
 
 
 def _cache_rows(path: Path) -> int:

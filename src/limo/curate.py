@@ -116,11 +116,16 @@ def recipe_dict(recipe: CurateRecipe) -> dict[str, Any]:
 
 
 def run_curate(recipe: CurateRecipe, run_dir: str | Path, cache_path: str | Path | None = None) -> Path:
-    """Run (or resume) the pipeline in `run_dir`; returns the export dir, RUN/export."""
+    """Run (or resume) the pipeline in `run_dir` (holding its lock); returns the export dir, RUN/export."""
+    run = Run(run_dir)
+    with run.lock():
+        return _run_locked(recipe, run, cache_path)
+
+
+def _run_locked(recipe: CurateRecipe, run: Run, cache_path: str | Path | None) -> Path:
     from limo.console import console
     from limo.paths import default_generation_cache
 
-    run = Run(run_dir)
     # a changed decisions file (human review) must rerun select: its digest is part of select's config hash
     decisions = select_stage.decisions_file(recipe.select, run.root)
     recipe.select.decisions_digest = select_stage.decisions_digest(decisions)

@@ -7,6 +7,10 @@ A run is a folder `<run>/` with one sub-folder per stage, `<NN>_<stage>/`, holdi
   config.yaml      the resolved stage config
   done             the chained config hash; written last, so a stage without it is redone on the next run
 
+`Run.lock()` holds `<run>/.lock` (an OS file lock, released when the process ends, even on kill -9) for the whole
+run, so a second process on the same run directory refuses with one line instead of resuming from half-written
+stages.
+
 The chained hash covers this stage's config and every upstream one, so changing a stage's config reruns it
 and everything after it, while finished stages with the same hash are loaded from disk. The same `done` marker
 (`done_key` / `mark_done`) makes the train and eval steps of `limo run` resumable: one resume mechanism.
@@ -16,7 +20,8 @@ import dataclasses
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,6 +94,24 @@ class Run:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run directory for this process; a second holder gets a LimoError naming the directory."""
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.root / ".lock"), is_singleton=False)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise LimoError(
+                f"{self.root}: run directory is in use by another limo process; wait for it to finish or use another "
+                "--out"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     def stage_dir(self, index: int, name: str) -> Path:
         return self.root / f"{index:02d}_{name}"
