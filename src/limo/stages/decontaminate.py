@@ -6,15 +6,15 @@ is missing, every file in data_dir()/benchmarks/), plus `extra_files`. A pool ro
   - ngram:  they share a word `ngram`-gram (8, as s1 and open-r1 do); n-grams found in more than
             `max_ngram_items` benchmark items are boilerplate ("express your answer as a common fraction ...")
             and are ignored,
-  - fuzzy:  difflib character ratio >= `fuzzy_threshold` on candidates sharing `candidate_ngram`-grams
-            (catches near-verbatim copies whose formatting breaks the 8-grams).
+  - fuzzy:  character similarity >= `fuzzy_threshold` on candidates sharing `candidate_ngram`-grams
+            (catches near-verbatim copies whose formatting breaks the 8-grams): rapidfuzz's `fuzz.ratio`
+            (normalised Indel similarity, 2 * LCS / total length), which replaced difflib's SequenceMatcher.
 RUN/03_decontaminate/contamination_report.json and .md list, per benchmark, the matched pool rows, the items
 they match, the match type and the scores. Matched rows are dropped with drop_reason "contaminated".
 
     decontaminate: {benchmarks: null, extra_files: [my_eval.jsonl], ngram: 8, fuzzy_threshold: 0.9}
 """
 
-import difflib
 import re
 import unicodedata
 from collections import defaultdict
@@ -40,7 +40,7 @@ class Config:
     max_ngram_items: int = 3  # an n-gram in more benchmark items than this is boilerplate ...
     max_ngram_pool_rows: int = 10  # ... and so is one in more pool rows than this
     candidate_ngram: int = 4
-    fuzzy_threshold: float = 0.9  # difflib character ratio: near-verbatim copies
+    fuzzy_threshold: float = 0.9  # character similarity (rapidfuzz fuzz.ratio / 100): near-verbatim copies
     drop: bool = True  # False: report only
 
     def __post_init__(self):
@@ -90,8 +90,10 @@ def _flat(text: str) -> str:
 
 
 def _ratio(a: str, b: str) -> float:
-    sm = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    return sm.ratio() if sm.real_quick_ratio() >= 0.5 and sm.quick_ratio() >= 0.5 else 0.0
+    """Character similarity in [0, 1]; below 0.5 reported as 0 (not worth computing exactly)."""
+    from rapidfuzz import fuzz
+
+    return fuzz.ratio(a, b, score_cutoff=50) / 100
 
 
 class BenchmarkIndex:
