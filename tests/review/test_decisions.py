@@ -150,3 +150,33 @@ def test_merge_command(tmp_path):
     assert load_decisions(out)["p1"].action == "reject"
     proc = subprocess.run([*LIMO, "review", "merge", str(a)], capture_output=True, text=True)
     assert proc.returncode == 2 and "-o OUT.jsonl" in proc.stderr
+
+
+def test_merge_into_an_existing_decisions_file_keeps_every_line(tmp_path):
+    """The issue: `limo review merge a b -o RUN/review/decisions.jsonl` replaced a 66-line file with 2 lines."""
+    run_file = tmp_path / "run" / "review" / "decisions.jsonl"
+    log = DecisionLog(run_file, reviewer="owner")
+    for i in range(66):
+        log.append(f"p{i}", "reject" if i % 3 else "annotate", note=None if i % 3 else f"note {i}", ts=float(i))
+    before = run_file.read_text().splitlines()
+    a, b = tmp_path / "ann.jsonl", tmp_path / "bob.jsonl"
+    DecisionLog(a, reviewer="ann").append("p1", "accept", candidate_id="p1#x", ts=100.0)
+    DecisionLog(b, reviewer="bob").append("p70", "reject", ts=101.0)
+    result = merge([a, b], run_file)
+    after = run_file.read_text().splitlines()
+    assert result.kept_from_out == 66 and result.lines == 68 and len(after) == 68
+    assert sorted(before) == sorted(set(after) & set(before))  # every existing line is still there
+    assert load_decisions(run_file)["p1"].candidate_id == "p1#x"
+    again = merge([a, b, run_file], run_file)  # merging the same files again adds nothing, drops nothing
+    assert again.lines == 68 and sorted(run_file.read_text().splitlines()) == sorted(after)
+
+
+def test_merge_refuses_an_existing_output_with_a_broken_line(tmp_path):
+    out = tmp_path / "decisions.jsonl"
+    out.write_text('{"problem_id": "p1", "action": "reject", "reviewer": "x", "ts": 1}\n{oops\n')
+    a = tmp_path / "a.jsonl"
+    DecisionLog(a, reviewer="ann").append("p2", "reject", ts=2.0)
+    text = out.read_text()
+    with pytest.raises(InputError, match=r"decisions.jsonl, line 2: malformed JSON.*choose another -o"):
+        merge([a], out)
+    assert out.read_text() == text

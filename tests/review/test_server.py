@@ -202,3 +202,97 @@ def test_limo_review_command_serves_the_run(review_run, tmp_path):
     text = " ".join(log.read_text().split())
     assert "unreadable line skipped (kept in the file)" in text and "decisions.jsonl, line 2" in text
     assert decisions.read_text().endswith('{"pro')  # untouched
+
+
+def raw_request(srv, data: bytes, *, shutdown_write: bool = False) -> bytes:
+    """Send raw bytes to the server and read the whole answer (the socket's own timeout guards the test)."""
+    import socket
+
+    with socket.create_connection(srv.server_address, timeout=60) as sock:
+        sock.sendall(data)
+        if shutdown_write:
+            sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _status(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1])
+
+
+def _post(srv, body: bytes, content_type: str = "application/json", extra: str = "", length: int | None = None):
+    host = f"127.0.0.1:{srv.server_address[1]}"
+    head = (
+        f"POST /api/decision HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body) if length is None else length}\r\nConnection: close\r\n{extra}\r\n"
+    )
+    return raw_request(srv, head.encode() + body)
+
+
+@pytest.fixture
+def quick_server(review_run):
+    srv = make_server(review_run, port=0, reviewer="tester", socket_timeout_s=0.5)
+    start_in_thread(srv)
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_exact_content_type_origin_and_host(quick_server, review_run):
+    srv, port = quick_server, quick_server.server_address[1]
+    ok = json.dumps({"problem_id": "test/algebra/2584.json", "action": "reject"}).encode()
+    assert _status(_post(srv, ok, "application/jsonx")) == 415  # no prefix match
+    assert _status(_post(srv, ok, "text/plain")) == 415
+    assert _status(_post(srv, ok, "application/json; charset=latin-1")) == 415
+    assert _status(_post(srv, ok, "application/json", f"Origin: http://evil.example:{port}\r\n")) == 403
+    assert _status(_post(srv, ok, "application/json", "Origin: null\r\n")) == 403
+    assert call(srv, "/api/problems", headers={"Host": "127.0.0.1:1"})[0] == 403  # right name, wrong port
+    assert call(srv, "/api/problems", headers={"Origin": "http://localhost.evil:80"})[0] == 403
+    assert load_decisions(decisions_path(review_run)) == {}  # nothing refused was written
+    same_origin = f"Origin: http://127.0.0.1:{port}\r\n"
+    assert _status(_post(srv, ok, "application/json; charset=utf-8", same_origin)) == 200
+    assert load_decisions(decisions_path(review_run))["test/algebra/2584.json"].action == "reject"
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /a b HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nbad header line without colon\r\n\r\n",
+        b"POST /api/decision HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        b"Content-Length: abc\r\n\r\n{}",
+        b"POST /api/decision HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        b"Content-Length: -5\r\n\r\n{}",
+        b"POST /api/decision HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\r\n",
+    ],
+    ids=["request-line", "header-line", "length-not-a-number", "length-negative", "no-length"],
+)
+def test_malformed_requests_get_400_and_no_traceback(quick_server, request_bytes, capfd):
+    answer = raw_request(quick_server, request_bytes.replace(b"{port}", str(quick_server.server_address[1]).encode()))
+    assert _status(answer) == 400, answer[:200]
+    assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[1, 2]", b"\xff\xfe", b'{"problem_id": ["a"], "action": "reject"}', b'{"problem_id": "x", "action": 5}'],
+    ids=["array", "not-utf8", "id-is-a-list", "action-is-a-number"],
+)
+def test_bad_bodies_get_400(quick_server, body, capfd):
+    assert _status(_post(quick_server, body)) == 400
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_short_body_is_answered_not_hung(quick_server, capfd):
+    """Content-Length promises 100 bytes, 10 arrive and the client waits: the socket timeout ends the read."""
+    answer = _post(quick_server, b'{"problem', length=100)
+    assert _status(answer) == 400 and b"shorter than Content-Length" in answer
+    assert "Traceback" not in capfd.readouterr().err
+    assert call(quick_server, "/api/problems")[0] == 200  # the server still answers
+
+
+def test_other_methods_are_refused(quick_server):
+    assert call(quick_server, "/api/decision", body=b"{}", method="PUT")[0] == 405
+    assert call(quick_server, "/api/problems", method="DELETE")[0] == 405

@@ -48,6 +48,7 @@ def run_merge(files: list[Path], out: Path) -> None:
                 "lines": result.lines,
                 "problems": result.problems,
                 "decided (accept/reject)": result.decided,
+                "kept from the existing output": result.kept_from_out,
                 "conflicts": len(result.conflicts),
                 "written": result.out,
             },

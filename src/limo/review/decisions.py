@@ -7,7 +7,8 @@ One JSON object per line (see docs/REVIEW.md and the contract in the project not
 
 The latest accept/reject/clear line per problem decides; annotate lines only add notes. The file is append-only:
 each decision is appended with one write, flushed and fsynced before the caller hears "saved", so a crash loses at
-most the line being written (a truncated last line), never an earlier one. Nothing here ever rewrites the file.
+most the line being written (a truncated last line), never an earlier one. Only `merge` onto an existing file
+replaces it (atomically), with every one of its lines plus the merged ones.
 
     from limo.review.decisions import DecisionLog, load_decisions, merge
     DecisionLog(run / "review" / "decisions.jsonl").append("p1", "accept", candidate_id="p1#m#0", reviewer="ann")
@@ -322,6 +323,7 @@ class MergeResult:
     problems: int
     decided: int
     conflicts: list[Conflict]
+    kept_from_out: int = 0  # lines of an existing OUT folded in (all of them)
 
 
 def _describe(decision: Decision) -> str:
@@ -332,19 +334,32 @@ def merge(paths: Iterable[str | Path], out: str | Path) -> MergeResult:
     """Merge decision files from several reviewers into one (all lines, ordered by time; written atomically).
 
     Every input line is kept, so the merged file folds to "latest decision wins" and keeps every note.
+    An existing `out` (e.g. RUN/review/decisions.jsonl) is folded in: every one of its lines is kept, and an input
+    line identical to one already there is not added twice; an `out` with an unreadable line is refused.
     Conflicts (reviewers whose final accept/reject differ on a problem) are returned so they can be shown.
     Input files must exist and be fully readable (InputError names the broken file and line).
     """
-    from limo.io import atomic_write_text
+    from limo.io import atomic_write_text, check_input_file
 
     paths = [Path(p) for p in paths]
+    out = Path(out)
     if not paths:
         raise InputError("merge needs at least one decisions file")
-    all_lines: list[DecisionLine] = []
+    existing: list[DecisionLine] = []
+    if out.exists():
+        try:
+            existing = read_lines(check_input_file(out, "decisions file"), strict=True)[0]
+        except InputError as e:
+            raise InputError(f"{e}; -o names an existing file that merge folds in: fix it or choose another -o") from e
+    seen = {_identity(ln) for ln in existing}
+    all_lines: list[DecisionLine] = list(existing)
     for path in paths:
-        if not path.exists():
-            raise InputError("file not found", path=str(path))
-        all_lines.extend(read_lines(path, strict=True)[0])
+        if path.resolve() == out.resolve():
+            continue  # OUT itself as an input: already folded in
+        for ln in read_lines(check_input_file(path, "decisions file"), strict=True)[0]:
+            if _identity(ln) not in seen:
+                seen.add(_identity(ln))
+                all_lines.append(ln)
     ordered = [ln for _, ln in sorted(enumerate(all_lines), key=lambda item: (item[1].ts, item[0]))]
     folded = fold(ordered)
 
@@ -365,9 +380,14 @@ def merge(paths: Iterable[str | Path], out: str | Path) -> MergeResult:
 
     atomic_write_text(out, "".join(json.dumps(ln.to_json(), ensure_ascii=False) + "\n" for ln in ordered))
     return MergeResult(
-        out=Path(out),
+        out=out,
         lines=len(ordered),
         problems=len(folded),
         decided=sum(1 for d in folded.values() if d.reviewed),
         conflicts=conflicts,
+        kept_from_out=len(existing),
     )
+
+
+def _identity(line: DecisionLine) -> str:
+    return json.dumps(line.to_json(), sort_keys=True, ensure_ascii=False)

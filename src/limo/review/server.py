@@ -8,11 +8,18 @@ Serves src/limo/review/static/ (page, script, bundled KaTeX: no CDN, works offli
 
 Decisions are appended to RUN/review/decisions.jsonl and fsynced before the page is told "saved".
 Run: `limo review runs/demo --port 8765 --reviewer ann`, then open the printed URL.
+
+Guards: the Host header must be 127.0.0.1 or localhost at this server's port (DNS rebinding), an Origin header, when
+sent, must be this server (cross-site requests), a POST must be exactly `application/json` (charset utf-8 if given)
+with a Content-Length body that arrives within SOCKET_TIMEOUT_S. Every malformed request gets a 400 (403 for a
+foreign Host/Origin, 415 for another content type) and one quiet log line at most: client errors never log a
+traceback.
 """
 
 import json
 import mimetypes
 import threading
+from email.message import Message
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -31,6 +38,7 @@ from limo.review.decisions import (
 STATIC_DIR = Path(__file__).parent / "static"
 HOST = "127.0.0.1"
 MAX_BODY = 1 << 20
+SOCKET_TIMEOUT_S = 10.0  # per read: a client that sends a short body or stalls is answered 400 and let go
 # the page may load only from this server: no CDN, no remote fonts (KaTeX sets inline styles, hence style-src)
 CSP = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'"
 
@@ -83,6 +91,9 @@ class ReviewState:
     def decide(self, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise InputError("expected a JSON object", field="body")
+        for name in ("problem_id", "action", "candidate_id", "note"):
+            if body.get(name) is not None and not isinstance(body[name], str):
+                raise InputError(f"expected a string, got {type(body[name]).__name__}", field=name)
         problem_id = body.get("problem_id")
         if problem_id not in self.data.problems:
             raise InputError(f"unknown problem {problem_id!r}", field="problem_id")
@@ -100,26 +111,58 @@ class ReviewState:
 class ReviewServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, state: ReviewState, port: int = 0):
+    def __init__(self, state: ReviewState, port: int = 0, socket_timeout_s: float = SOCKET_TIMEOUT_S):
         self.state = state
+        self.socket_timeout_s = socket_timeout_s
         super().__init__((HOST, port), ReviewHandler)
 
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.server_address[1]}/"
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up or stalls is not our bug: no traceback. Anything else is (default handling)."""
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
 
 class ReviewHandler(BaseHTTPRequestHandler):
     server: ReviewServer
     server_version = "limo-review"
 
+    @property
+    def timeout(self) -> float:  # socketserver sets it on the connection: every read has a deadline
+        return self.server.socket_timeout_s
+
     def log_message(self, format: str, *args: Any) -> None:  # quiet: the terminal shows decisions, not GETs
         return
 
-    def _host_ok(self) -> bool:
-        """Refuse other Host names (DNS rebinding): the page is for this machine only."""
-        host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
-        return host in (HOST, "localhost")
+    def _origins(self) -> set[str]:
+        port = self.server.server_address[1]
+        return {f"{host}:{port}" for host in (HOST, "localhost")}
+
+    def _guard(self) -> bool:
+        """Refuse malformed headers (400), other Host names (DNS rebinding) and other Origins (cross-site requests)
+        (403); False when refused."""
+        if self.headers.defects:
+            self._error(HTTPStatus.BAD_REQUEST, "malformed request headers")
+            return False
+        if (self.headers.get("Host") or "").lower() not in self._origins():
+            self._error(HTTPStatus.FORBIDDEN, "unexpected Host header")
+            return False
+        origin = self.headers.get("Origin")
+        if origin is not None and origin.lower() not in {f"http://{o}" for o in self._origins()}:
+            self._error(HTTPStatus.FORBIDDEN, "requests from other origins are refused")
+            return False
+        return True
+
+    def _refuse_method(self) -> None:
+        self._error(HTTPStatus.METHOD_NOT_ALLOWED, "only GET and POST /api/decision")
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse_method  # noqa: N815 (http.server API)
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)
@@ -138,8 +181,8 @@ class ReviewHandler(BaseHTTPRequestHandler):
         self._json(status, {"error": message})
 
     def do_GET(self) -> None:  # noqa: N802 (http.server API)
-        if not self._host_ok():
-            return self._error(HTTPStatus.FORBIDDEN, "unexpected Host header")
+        if not self._guard():
+            return
         path = urlsplit(self.path).path
         state = self.server.state
         try:
@@ -160,17 +203,25 @@ class ReviewHandler(BaseHTTPRequestHandler):
             return self._error(HTTPStatus.INTERNAL_SERVER_ERROR, str(e))
 
     def do_POST(self) -> None:  # noqa: N802
-        if not self._host_ok():
-            return self._error(HTTPStatus.FORBIDDEN, "unexpected Host header")
+        if not self._guard():
+            return
         if urlsplit(self.path).path != "/api/decision":
             return self._error(HTTPStatus.NOT_FOUND, "POST only to /api/decision")
-        if not (self.headers.get("Content-Type") or "").startswith("application/json"):
-            return self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send application/json")
-        length = int(self.headers.get("Content-Length") or 0)
-        if length <= 0 or length > MAX_BODY:
-            return self._error(HTTPStatus.BAD_REQUEST, "missing or oversized body")
+        if not _is_json_content_type(self.headers.get("Content-Type")):
+            return self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send Content-Type: application/json")
+        raw_length = (self.headers.get("Content-Length") or "").strip()
+        if not raw_length.isdigit() or not 0 < int(raw_length) <= MAX_BODY:
+            return self._error(HTTPStatus.BAD_REQUEST, f"Content-Length must be 1..{MAX_BODY} bytes")
+        length = int(raw_length)
         try:
-            body = json.loads(self.rfile.read(length).decode("utf-8"))
+            raw = self.rfile.read(length)
+        except TimeoutError:
+            raw = b""
+        if len(raw) != length:
+            self.close_connection = True
+            return self._error(HTTPStatus.BAD_REQUEST, f"body shorter than Content-Length ({len(raw)} < {length})")
+        try:
+            body = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             return self._error(HTTPStatus.BAD_REQUEST, f"body is not JSON ({e})")
         try:
@@ -198,11 +249,27 @@ class ReviewHandler(BaseHTTPRequestHandler):
         return self._send(HTTPStatus.OK, target.read_bytes(), ctype)
 
 
-def make_server(run_dir: str | Path, port: int = 0, reviewer: str = "") -> ReviewServer:
+def _is_json_content_type(value: str | None) -> bool:
+    """Exactly application/json, optionally with charset=utf-8 (no prefix match: application/jsonx is refused)."""
+    if not value:
+        return False
+    header = Message()
+    header["Content-Type"] = value
+    charset = header.get_param("charset")
+    return (
+        header.get_content_type() == "application/json"
+        and charset in (None, "utf-8", "UTF-8")
+        and (value.split(";", 1)[0].strip().lower() == "application/json")
+    )
+
+
+def make_server(
+    run_dir: str | Path, port: int = 0, reviewer: str = "", socket_timeout_s: float = SOCKET_TIMEOUT_S
+) -> ReviewServer:
     """A bound (not yet serving) server on 127.0.0.1; port 0 picks a free port. Raises LimoError for bad runs."""
     state = ReviewState(run_dir, reviewer)
     try:
-        return ReviewServer(state, port)
+        return ReviewServer(state, port, socket_timeout_s)
     except OSError as e:
         raise LimoError(f"cannot listen on {HOST}:{port} ({e.strerror}); try another --port") from e
 
