@@ -247,7 +247,7 @@ def test_console_script_exit_2_one_line(argv, bad):
 
 
 def test_existing_output_file_is_named_before_it_is_replaced(bad, capsys):
-    from limo.cli import _output_file
+    from limo.entry import _output_file
 
     target = bad["tmp"] / "exists.jsonl"
     target.write_text("old\n")

@@ -14,9 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from limo.curate import build_curate_recipe, curate_stages, load_curate_recipe, run_curate
+from limo.curate import build_curate_recipe, curate_stages, run_curate
 from limo.errors import LimoError
 from limo.paths import REPO_ROOT
+from limo.recipes import load_recipe
 from limo.runs import Run
 
 DEMO = str(REPO_ROOT / "recipes" / "data" / "demo_pool.jsonl")
@@ -47,7 +48,7 @@ def test_build_errors_name_the_key(tmp_path):
         build_curate_recipe({"pool": {"sources": [{"name": "d", "path": DEMO}]}, "dedup": {"threshold": "high"}})
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump({"pool": {"sources": [{"name": "d", "path": DEMO}]}}))
-    r = load_curate_recipe(path, ["dedup.threshold=0.9", "difficulty.weak_drop_at=2"])
+    r = load_recipe(path, ["dedup.threshold=0.9", "difficulty.weak_drop_at=2"]).curate
     assert r.dedup.threshold == 0.9 and r.difficulty.weak_drop_at == 2
 
 

@@ -8,9 +8,10 @@ from typing import Literal
 import pytest
 import yaml
 
+from limo.config import apply_overrides, build, config_hash, load_yaml, replace_fields
 from limo.errors import LimoError
 from limo.paths import REPO_ROOT
-from limo.recipes import apply_overrides, build, config_hash, load_recipe, load_yaml, replace_fields
+from limo.recipes import load_recipe
 
 RECIPES = REPO_ROOT / "recipes"
 

@@ -4,13 +4,10 @@ limo generate | grade | eval | compare | curate | train | run | experiment | rev
 """
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-
-from limo.errors import LimoError
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -115,9 +112,12 @@ def curate(
 
         plan_command("curate", recipe, out, list(set_ or []), pool_rows, throughput)
         return
-    from limo.curate import load_curate_recipe, run_curate
+    from limo.curate import run_curate
+    from limo.recipes import load_recipe
 
-    run_curate(load_curate_recipe(recipe, list(set_ or [])), out, cache)
+    loaded = load_recipe(recipe, list(set_ or []))
+    loaded.need("curate", command="curate")
+    run_curate(loaded.curate, out, cache)
 
 
 @app.command()
@@ -139,7 +139,7 @@ def review(
 
 @app.command()
 def train(
-    recipe: Annotated[Path, typer.Argument(help="training recipe YAML (flat keys or under `train:`)")],
+    recipe: Annotated[Path, typer.Argument(help="recipe YAML with a `train:` section")],
     out: Annotated[Path, typer.Option("--out", "-o", help="output dir: final model, checkpoints/, plans, logs")],
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="override a recipe key: key=value (repeatable)")
@@ -149,12 +149,15 @@ def train(
 ):
     """Supervised fine-tuning (TRL) on chat messages; loss on assistant tokens only. Launch with accelerate for
     several processes: `accelerate launch --config_file recipes/accelerate/zero3.yaml -m limo.cli train ...`."""
-    from limo.train.sft import load_recipe, run_train
+    from limo.recipes import load_recipe
+    from limo.train.sft import run_train
 
-    overrides = list(set_ or [])
+    overrides = list(set_ or [])  # `--set key=value` means train.key here
     if data:
-        overrides.append(f"data={data}")
-    run_train(load_recipe(recipe, overrides), out, plan_only=plan_only)
+        overrides.append(f"train.data={data}")
+    loaded = load_recipe(recipe, overrides, default_section="train")
+    loaded.need("train", command="train")
+    run_train(loaded.train, out, plan_only=plan_only)
 
 
 @app.command()
@@ -308,145 +311,10 @@ def experiment(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point. A user error (LimoError, a bad flag, an unreadable or unwritable path) is one red line and exit
-    code 2; anything else is our bug: a traceback and exit 1. `--debug` (anywhere) or LIMO_DEBUG=1 shows the
-    traceback of user errors too."""
-    import os
+    """Entry point (the `limo` script): limo.entry runs the app with its flag rules and one-line user errors."""
+    from limo.entry import run_app
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args or os.environ.get("LIMO_DEBUG") == "1"
-    args = [a for a in args if a != "--debug"]
-    try:
-        command = typer.main.get_command(app)
-        check_flags(command)
-        command.main(args=args, prog_name="limo", standalone_mode=False)
-    except (typer.Abort, KeyboardInterrupt):
-        sys.stderr.write("interrupted\n")
-        sys.exit(130)
-    except LimoError as e:
-        _user_error(str(e), debug)
-    except OSError as e:  # unreadable / unwritable paths the command did not check itself
-        if e.filename is None:
-            raise
-        _user_error(f"{e.filename}: {e.strerror or e}", debug)
-    except Exception as e:
-        if not _is_usage_error(e):
-            raise
-        if type(e).__name__ == "NoArgsIsHelpError":  # `limo` or `limo cache` alone: the help text
-            e.show()
-            sys.exit(e.exit_code)
-        ctx = getattr(e, "ctx", None)
-        command_path = ctx.command_path if ctx is not None else "limo"
-        _user_error(f"{e.format_message()} (see `{command_path} --help`)", debug)
-
-
-def _is_usage_error(e: Exception) -> bool:
-    """click's (or typer's vendored click's) exceptions for bad flags and arguments: they name the flag."""
-    return any(cls.__name__ == "ClickException" for cls in type(e).__mro__)
-
-
-def _at_least(low: float) -> Callable[[Any], str | None]:
-    return lambda v: None if v >= low else f"must be >= {low}, got {v}"
-
-
-def _positive(v: float) -> str | None:
-    return None if v > 0 else f"must be > 0, got {v}"
-
-
-def _engine_name(v: str) -> str | None:
-    return None if v in ENGINES else f"unknown engine {v!r}; use one of {', '.join(ENGINES)}"
-
-
-ENGINES = ("hf", "vllm", "openai", "ray")
-# Flag rules by parameter name, for every command that has the flag (configs validate again in __post_init__;
-# checking here names the flag and fails before any model loads).
-FLAG_RULES: dict[str, Callable[[Any], str | None]] = {
-    "n": _at_least(1),
-    "max_tokens": _at_least(1),
-    "limit": _at_least(1),
-    "temperature": _at_least(0),
-    "top_p": lambda v: None if 0 < v <= 1 else f"must be in (0, 1], got {v}",
-    "batch_size": _at_least(1),
-    "concurrency": _at_least(1),
-    "replicas": _at_least(1),
-    "max_retries": _at_least(0),
-    "workers": _at_least(1),
-    "grade_workers": _at_least(1),
-    "pool_rows": _at_least(1),
-    "timeout": _positive,
-    "grade_timeout": _positive,
-    "port": lambda v: None if 0 <= v <= 65535 else f"must be a port number in 0..65535, got {v}",
-    "engine": _engine_name,
-    "judge_engine": _engine_name,
-    "inner_engine": _engine_name,
-}
-
-
-def _output_file(path: Path) -> None:
-    """An output file: not a directory, in a writable place; an existing one is named before it is replaced."""
-    from limo.console import console
-    from limo.io import check_output_file
-
-    if check_output_file(path).exists():
-        console.print(f"[yellow]note:[/yellow] {path} exists and will be replaced", soft_wrap=True, highlight=False)
-
-
-def _merge_output(path: Path) -> None:
-    """`limo review merge -o`: an existing decisions file is folded in, never replaced."""
-    from limo.io import check_output_file
-
-    check_output_file(path)
-
-
-def _output_dir(path: Path) -> None:
-    from limo.io import check_output_dir
-
-    check_output_dir(path)
-
-
-# Outputs are checked before any work starts: (command, option) -> check (raises a one-line InputError).
-OUTPUT_CHECKS: dict[tuple[str, str], Callable[[Path], None]] = {
-    ("generate", "out"): _output_file,
-    ("grade", "out"): _output_file,
-    ("doctor", "json_out"): _output_file,
-    ("review", "out"): _merge_output,
-    **{(name, "out"): _output_dir for name in ("curate", "train", "eval", "run", "experiment", "compare")},
-}
-
-
-def check_flags(command: Any, name: str = "") -> None:
-    """Attach FLAG_RULES and OUTPUT_CHECKS to every matching option of the click `command` and its subcommands: a
-    bad value is a one-line error naming the flag or path (exit 2)."""
-    for sub_name, sub in getattr(command, "commands", {}).items():
-        check_flags(sub, sub_name)
-    for param in command.params:
-        check = FLAG_RULES.get(param.name or "") or OUTPUT_CHECKS.get((name, param.name or ""))
-        if check is not None and param.param_type_name == "option":
-            param.callback = _checked(check, param.callback)
-
-
-def _checked(rule: Callable[[Any], str | None], inner: Callable | None) -> Callable:
-    def callback(ctx: Any, param: Any, value: Any) -> Any:
-        problem = None if value is None else rule(value)
-        if problem:
-            raise typer.BadParameter(problem, ctx=ctx, param=param)
-        return inner(ctx, param, value) if inner else value
-
-    return callback
-
-
-def _user_error(message: str, debug: bool) -> None:
-    """Print a user error as exactly one line (with the traceback first under --debug) and exit 2."""
-    from rich.markup import escape
-
-    from limo.console import console
-
-    if debug:
-        import traceback
-
-        traceback.print_exc()
-    console.print(f"[red]error:[/red] {escape(' '.join(message.split()))}", soft_wrap=True, highlight=False)
-    sys.exit(2)
+    run_app(app, sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

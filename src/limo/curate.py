@@ -23,8 +23,8 @@ from typing import Any
 
 import yaml
 
+from limo.config import build
 from limo.io import atomic_write_text, write_json
-from limo.recipes import build
 from limo.runs import Run, Stage, StageContext, run_stages
 from limo.stages import decontaminate as decontaminate_stage
 from limo.stages import dedup as dedup_stage
@@ -63,7 +63,7 @@ CURATE_KEYS = tuple(f.name for f in dataclasses.fields(CurateRecipe))
 def curate_stages(recipe: CurateRecipe) -> list[Stage]:
     """The pipeline, in order. RUN/<NN>_<name>/ is numbered by position in this list."""
     return [
-        Stage("pool", recipe.pool, pool_stage.run),
+        Stage("pool", recipe.pool, pool_stage.run, streaming=True),
         Stage("dedup", recipe.dedup, dedup_stage.run),
         Stage("decontaminate", recipe.decontaminate, decontaminate_stage.run),
         Stage("difficulty", recipe.difficulty, difficulty_stage.run),
@@ -100,15 +100,6 @@ def _config_class(name: str) -> type | None:
 
     tp = typing.get_type_hints(CurateRecipe).get(name)
     return tp if dataclasses.is_dataclass(tp) else None
-
-
-def load_curate_recipe(path: str | Path, overrides: list[str] | None = None) -> CurateRecipe:
-    """The curation part of a recipe file (limo.recipes.load_recipe); refuses a file without `pool:`."""
-    from limo.recipes import load_recipe
-
-    recipe = load_recipe(path, overrides)
-    recipe.need("curate", command="curate")
-    return recipe.curate
 
 
 def recipe_dict(recipe: CurateRecipe) -> dict[str, Any]:

@@ -34,9 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from limo.config import apply_overrides, build, load_yaml, replace_fields
 from limo.errors import LimoError
 from limo.io import atomic_write_text, write_json, write_jsonl
-from limo.recipes import Recipe, apply_overrides, build, load_recipe, load_yaml, replace_fields
+from limo.recipes import Recipe, load_recipe
 from limo.variants import Variant, check_sizes, variant_rows
 
 

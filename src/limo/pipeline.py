@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from limo.config import config_hash
 from limo.errors import LimoError
 from limo.io import write_json
-from limo.recipes import config_hash
 from limo.runs import clear_done, done_key, mark_done
 
 if TYPE_CHECKING:

@@ -1,37 +1,25 @@
-"""Recipe (YAML) loading: one typed `Recipe` per file, `--set key=value` overrides, config hashes.
+"""Recipe files: `load_recipe(path, overrides) -> Recipe`, one typed object per file, parsed once.
 
-`load_recipe(path, overrides)` parses a recipe file once into a `Recipe`: top-level `name`, `seed`, `description`,
-the curation sections (limo.curate.CurateRecipe; `curate` is None when the file has no `pool:`), `train:`
-(limo.train.sft.TrainConfig) and `eval:` (limo.eval.run.EvalConfig). curate, train, eval, run and experiment all
-take it. Every section is a dataclass validated in `__post_init__`; `build(cls, data, where)` turns a dict into one,
-recursing into nested dataclass fields, and names the unknown or bad key and where it was found.
+A recipe has top-level `name`, `seed`, `description`, the curation sections (limo.curate.CurateRecipe; `curate` is
+None when the file has no `pool:`), `train:` (limo.train.sft.TrainConfig) and `eval:` (limo.eval.run.EvalConfig).
+curate, train, eval, run, experiment and --plan all take the Recipe. The sections are built by limo.config.build,
+which names the bad key; every error here is one line naming the file.
 """
 
-from __future__ import annotations
-
-import dataclasses
-import hashlib
-import json
-import types
-import typing
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
-import yaml
-
+from limo.config import apply_overrides, load_yaml
+from limo.curate import CURATE_KEYS, CurateRecipe, build_curate_recipe
 from limo.errors import LimoError
-
-if TYPE_CHECKING:
-    from limo.curate import CurateRecipe
-    from limo.eval.run import EvalConfig
-    from limo.train.sft import TrainConfig
-
-T = TypeVar("T")
+from limo.eval.run import EvalConfig
+from limo.train.sft import TrainConfig, build_train_config
 
 TOP_LEVEL_KEYS = ("name", "seed", "description", "train", "eval")
 
 
-@dataclasses.dataclass
+@dataclass
 class Recipe:
     """One recipe file, parsed once. A section is None when the file does not have it."""
 
@@ -56,10 +44,6 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, default_se
     `default_section`: an override whose first key is not a top-level recipe key is read as `<section>.<key>`
     (`limo train --set epochs=1` means `train.epochs=1`).
     """
-    from limo.curate import CURATE_KEYS, build_curate_recipe
-    from limo.eval.run import EvalConfig
-    from limo.train.sft import build_train_config
-
     data = load_yaml(path)
     overrides = list(overrides or [])
     if default_section:
@@ -101,126 +85,3 @@ def _section(data: dict[str, Any], key: str, path: str | Path, make: Any) -> Any
     if not isinstance(value, dict):
         raise LimoError(f"{path}: '{key}:' must be a mapping of settings, got {value!r}")
     return make(value, f"{path}: {key}")
-
-
-def replace_fields(cfg: T, changes: dict[str, Any], where: str = "config") -> T:
-    """A copy of dataclass `cfg` with `changes` applied and validated as a recipe would be."""
-    return build(type(cfg), {**to_dict(cfg), **changes}, where)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    from limo.io import read_text
-
-    path = Path(path)
-    if not path.exists():
-        raise LimoError(f"{path}: recipe not found")
-    text = read_text(path, what="recipe")
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}, line {mark.line + 1}" if mark is not None else str(path)
-        reason = getattr(e, "problem", None) or e
-        raise LimoError(f"{where}: invalid YAML: {_one_line(reason)}; fix the recipe file") from e
-    if not isinstance(data, dict):
-        raise LimoError(f"{path}: a recipe must be a mapping at the top level")
-    return data
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `a.b.c=value` overrides (value parsed as YAML: numbers, bools, lists) to a nested dict, in place."""
-    for item in overrides:
-        if "=" not in item:
-            raise LimoError(f"--set expects key=value, got {item!r}")
-        key, raw = item.split("=", 1)
-        node = data
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise LimoError(f"--set {key}: '{part}' is not a mapping")
-        try:
-            node[parts[-1]] = yaml.safe_load(raw)
-        except yaml.YAMLError as e:
-            reason = _one_line(getattr(e, "problem", None) or e)
-            raise LimoError(f"--set {item}: the value is not valid YAML ({reason}); quote it or fix it") from None
-    return data
-
-
-def _convert(tp: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp) and isinstance(value, dict):
-        return build(tp, value, where)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        arms = [arg for arg in args if arg is not type(None)]
-        errors = []
-        for arg in arms:
-            try:
-                return _convert(arg, value, where)
-            except (LimoError, TypeError, ValueError) as e:
-                errors.append(e)
-        if len(arms) == 1 or dataclasses.is_dataclass(arms[0]) and isinstance(value, dict):
-            raise LimoError(str(errors[0])) from None  # the real reason, not "does not fit X | None"
-        raise LimoError(f"{where}: {value!r} does not fit {_type_name(tp)}")
-    if origin is list and isinstance(value, list):
-        (arg,) = typing.get_args(tp) or (Any,)
-        return [_convert(arg, v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict and isinstance(value, dict):
-        _, varg = typing.get_args(tp) or (Any, Any)
-        return {k: _convert(varg, v, f"{where}.{k}") for k, v in value.items()}
-    if origin is typing.Literal:
-        if value not in typing.get_args(tp):
-            raise LimoError(f"{where}: {value!r} is not one of {list(typing.get_args(tp))}")
-        return value
-    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if tp is float and isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
-        try:
-            return float(value)
-        except ValueError:
-            raise LimoError(f"{where}: expected a number, got {value!r}") from None
-    if tp in (int, str, bool) and not isinstance(value, tp):
-        raise LimoError(f"{where}: expected {tp.__name__}, got {value!r}")
-    if tp is int and isinstance(value, bool):
-        raise LimoError(f"{where}: expected int, got {value!r}")
-    return value
-
-
-def _type_name(tp: Any) -> str:
-    return " | ".join(getattr(a, "__name__", str(a)) for a in typing.get_args(tp))
-
-
-def build(cls: type[T], data: dict[str, Any] | None, where: str = "config") -> T:
-    """Build dataclass `cls` from `data`, naming unknown keys and bad values by their dotted path."""
-    data = dict(data or {})
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise LimoError(f"{where}: unknown key(s) {unknown}; known: {sorted(fields)}")
-    kwargs = {name: _convert(hints[name], value, f"{where}.{name}") for name, value in data.items()}
-    try:
-        return cls(**kwargs)
-    except TypeError as e:
-        raise LimoError(f"{where}: {e}") from e
-    except ValueError as e:
-        raise LimoError(f"{where}: {e}") from e
-
-
-def to_dict(cfg: Any) -> dict[str, Any]:
-    return dataclasses.asdict(cfg)
-
-
-def config_hash(obj: Any) -> str:
-    """Stable short hash of a config (dataclass or plain data)."""
-    if dataclasses.is_dataclass(obj):
-        obj = dataclasses.asdict(obj)
-    blob = json.dumps(obj, sort_keys=True, default=str, ensure_ascii=False)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]

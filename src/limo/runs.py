@@ -31,7 +31,7 @@ from datasets import Dataset
 
 from limo.errors import LimoError
 from limo.io import atomic_write_text, write_json
-from limo.recipes import config_hash
+from limo.config import config_hash
 from limo.records import DROP_REASON
 
 

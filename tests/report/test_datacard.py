@@ -98,10 +98,11 @@ def test_demo_recipe_end_to_end(tmp_path):
     """recipes/demo.yaml (embedded SmolLM2 + the demo pool + reference solutions) -> non-empty export + data card."""
     from datasets import load_from_disk
 
-    from limo.curate import load_curate_recipe, run_curate
+    from limo.curate import run_curate
     from limo.io import read_jsonl
+    from limo.recipes import load_recipe
 
-    recipe = load_curate_recipe(REPO / "recipes" / "demo.yaml")
+    recipe = load_recipe(REPO / "recipes" / "demo.yaml").curate
     export_dir = run_curate(recipe, tmp_path / "run", cache_path=tmp_path / "gen.sqlite")
     assert export_dir == tmp_path / "run" / "export"
     ds = load_from_disk(str(export_dir / "hf"))

@@ -2,7 +2,7 @@
 
 import json
 
-from limo.recipes import build
+from limo.config import build
 from limo.runs import StageContext, rows_to_dataset
 from limo.stages import dedup
 

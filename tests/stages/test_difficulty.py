@@ -104,8 +104,8 @@ def test_v3_band_1_to_3_of_32_by_hand():
     ],
 )
 def test_band_errors_name_the_key(band, message):
+    from limo.config import build
     from limo.errors import LimoError
-    from limo.recipes import build
 
     strong = {"engine": {"model": "m"}, "sampling": {"temperature": 0.6}, "n": 32}
     if band is not None:
@@ -208,8 +208,8 @@ def test_grid_prior_fits_a_pool_with_many_unsolvable_problems():
 
 
 def test_config_rejects_greedy_multi_sample():
+    from limo.config import build
     from limo.errors import LimoError
-    from limo.recipes import build
 
     with pytest.raises(LimoError, match="temperature"):
         build(difficulty.Config, {"weak": {"sampling": {"temperature": 0.0}, "n": 4}}, "difficulty")

@@ -10,9 +10,9 @@ from datasets import load_from_disk
 sys.path.insert(0, str(Path(__file__).parent))
 from helpers_curation2 import as_dataset, context, math_train_rows  # noqa: E402
 
+from limo.config import build  # noqa: E402
 from limo.errors import LimoError  # noqa: E402
 from limo.io import read_jsonl  # noqa: E402
-from limo.recipes import build  # noqa: E402
 from limo.records import LIMO_SYSTEM_PROMPT  # noqa: E402
 from limo.stages import export  # noqa: E402
 

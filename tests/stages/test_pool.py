@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from limo.config import build
 from limo.errors import InputError
-from limo.recipes import build
 from limo.runs import StageContext
 from limo.stages import pool
 

@@ -12,10 +12,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from helpers_curation2 import as_dataset, context  # noqa: E402
 
+from limo.config import build  # noqa: E402
 from limo.errors import LimoError  # noqa: E402
 from limo.quality import FEATURES  # noqa: E402
 from limo.quality_limo import LIMO_FEATURES, LIMO_WEIGHTS  # noqa: E402
-from limo.recipes import build  # noqa: E402
 from limo.stages import score  # noqa: E402
 from limo.stages.solutions import assistant_text, split_reasoning  # noqa: E402
 

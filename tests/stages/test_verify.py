@@ -8,8 +8,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from helpers_curation2 import as_dataset, context, math_train_rows  # noqa: E402
 
+from limo.config import build  # noqa: E402
 from limo.errors import LimoError  # noqa: E402
-from limo.recipes import build  # noqa: E402
 from limo.stages import verify  # noqa: E402
 
 

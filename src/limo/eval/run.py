@@ -56,7 +56,7 @@ class EvalConfig:
 
     def __post_init__(self):
         if isinstance(self.engine, dict):
-            from limo.recipes import build
+            from limo.config import build
 
             self.engine = build(EngineConfig, {"model": self.model, **self.engine}, where="eval.engine")
         if self.engine.model != self.model:
@@ -76,7 +76,7 @@ class EvalConfig:
         if self.judge is not None and self.judge_engine is None:
             self.judge_engine = EngineConfig(model=self.judge)
         elif isinstance(self.judge_engine, dict):
-            from limo.recipes import build
+            from limo.config import build
 
             self.judge_engine = build(
                 EngineConfig, {"model": self.judge, **self.judge_engine}, where="eval.judge_engine"
@@ -86,7 +86,7 @@ class EvalConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "eval") -> EvalConfig:
         """Build from a recipe dict: model, engine (EngineConfig fields), benchmarks, protocol, protocols, ..."""
-        from limo.recipes import build
+        from limo.config import build
 
         data = dict(data)
         engine = data.pop("engine", None)

@@ -124,7 +124,7 @@ class TrainConfig:
 
 def build_train_config(data: dict[str, Any], where: str = "train") -> TrainConfig:
     """A recipe is either flat TrainConfig keys or has them under `train:` (as in `limo run` recipes)."""
-    from limo.recipes import build
+    from limo.config import build
 
     if "train" in data and isinstance(data["train"], dict):
         data, where = data["train"], f"{where}.train"
@@ -308,8 +308,8 @@ def args_then_model(cfg: TrainConfig, out_dir: Path, batch: BatchPlan, precision
 
 def run_train(cfg: TrainConfig, out_dir: str | Path, plan_only: bool = False) -> Path:
     """Train as `cfg` says and return the directory holding the final model (out_dir)."""
+    from limo.config import to_dict
     from limo.console import console, kv_table
-    from limo.recipes import to_dict
     from limo.train.launch import check_deepspeed_batch
 
     out_dir = Path(out_dir)
@@ -396,12 +396,3 @@ def run_train(cfg: TrainConfig, out_dir: str | Path, plan_only: bool = False) ->
         show = {k: summary[k] for k in ("steps", "seconds", "first_window_loss", "last_window_loss", "world_size")}
         console.print(kv_table(f"trained -> {out_dir}", show))
     return out_dir
-
-
-def load_recipe(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
-    """The `train:` section of a recipe file (limo.recipes.load_recipe); `--set key=value` means `train.key`."""
-    from limo.recipes import load_recipe as load_full_recipe
-
-    recipe = load_full_recipe(path, overrides, default_section="train")
-    recipe.need("train", command="train")
-    return recipe.train
