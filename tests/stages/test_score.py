@@ -253,3 +253,6 @@ def test_limo_profile_is_the_papers_weighted_formula(tmp_path, shared_data):
     assert sorted(result.stats["levels"].values()) == [2, 2, 2, 2, 2]
     with pytest.raises(LimoError, match="unknown feature.*profile limo"):
         build(score.Config, {"profile": "limo", "weights": {"truncation": 1.0}}, "score")
+    with pytest.raises(LimoError, match="levels: fixed with profile limo"):
+        build(score.Config, {"profile": "limo", "levels": "fixed"}, "score")
+    assert build(score.Config, {"profile": "limo", "levels": "fixed", "thresholds": [0.2, 0.4, 0.6, 0.8]}, "score")

@@ -117,6 +117,7 @@ def parse_judge_score(reply: str) -> float | None:
     return None
 
 
+EXTENDED_THRESHOLDS = (0.52, 0.62, 0.76, 0.81)  # quintiles of the extended rule score on the Sky-T1 traces
 PROFILE_FEATURES: dict[str, tuple[str, ...]] = {"limo": LIMO_FEATURES, "extended": FEATURES}
 PROFILE_WEIGHTS: dict[str, dict[str, float]] = {"limo": LIMO_WEIGHTS, "extended": DEFAULT_WEIGHTS}
 
@@ -135,7 +136,7 @@ class Config:
     levels: Literal["fixed", "quantile"] | None = None  # default: fixed for extended, quantile for limo
     # quality score cut points for L2..L5 (fixed levels); defaults = quintiles of the extended rule score on the
     # Sky-T1 traces (docs/QUALITY.md), so a level means the same thing in every run
-    thresholds: list[float] = field(default_factory=lambda: [0.52, 0.62, 0.76, 0.81])
+    thresholds: list[float] = field(default_factory=lambda: list(EXTENDED_THRESHOLDS))
 
     def __post_init__(self):
         if self.weights is None:
@@ -154,6 +155,11 @@ class Config:
             raise ValueError(f"judge_weight must be in [0, 1], got {self.judge_weight}")
         if len(self.thresholds) != 4 or sorted(self.thresholds) != list(self.thresholds):
             raise ValueError(f"thresholds must be 4 increasing cut points, got {self.thresholds}")
+        if self.profile == "limo" and self.levels == "fixed" and self.thresholds == list(EXTENDED_THRESHOLDS):
+            raise ValueError(
+                "levels: fixed with profile limo would cut limo scores at the extended profile's thresholds; "
+                "use levels: quantile (limo scores rank within a run) or give thresholds"
+            )
 
 
 def judge_scores(
