@@ -9,6 +9,7 @@ review page, never to train. Build one by hand with:
 """
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,7 +111,7 @@ def review_run(tmp_path, shared_data) -> Path:
     return build_review_run(tmp_path / "run", shared_data)
 
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("LIMO_CHROMIUM", "/usr/bin/chromium")  # the variable lets a test point at a missing one
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -145,11 +146,21 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
+def browser_required(env: dict[str, str] | None = None) -> bool:
+    """CI sets CI=true (GitHub Actions, GitLab, .ci/run): there a missing browser is a failure, not a skip."""
+    value = (os.environ if env is None else env).get("CI", "")
+    return value.strip().lower() not in ("", "0", "false", "no")
+
+
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    """Debian's chromium driven by Playwright (never `playwright install`); skipped when chromium is missing."""
+    """Debian's chromium driven by Playwright (never `playwright install`). Without chromium the test is skipped
+    on a developer machine, and FAILS in CI (CI=true), so CI never passes without running the browser test."""
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"Debian chromium is not installed at {CHROMIUM} (run scripts/install-browser.sh or `make setup`)")
+        missing = f"Debian chromium is not installed at {CHROMIUM} (run scripts/install-browser.sh or `make setup`)"
+        if browser_required():
+            pytest.fail(f"CI: the browser test must run: {missing}", pytrace=False)
+        pytest.skip(missing)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
