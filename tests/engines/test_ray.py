@@ -226,3 +226,55 @@ def test_inner_config_errors_are_clear(tmp_path):
     chunks = split_by_prompt(reqs, 4)
     assert [c.positions for c in chunks] == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
     assert [c.positions for c in split_by_prompt(reqs[:3], 2)] == [[0, 1], [2]]
+
+
+def test_a_replica_no_node_can_host_fails_at_once_with_what_it_asked_for(ray_cluster):
+    from limo.engines.ray import RayBackend, fits_on_a_node, replica_bundles
+
+    greedy = EngineConfig(model="smollm2-135m", engine="ray", ray_cpus_per_replica=3, ray_address=ray_cluster)
+    with pytest.raises(LimoError, match="1 replicas need 3 CPU in total but the cluster has 2"):
+        RayBackend(greedy)
+    # a tensor-parallel replica is one group packed on one node: two 4-GPU nodes cannot host a tp=8 replica
+    bundles = replica_bundles(1, 8)
+    assert len(bundles) == 8 and all(b["GPU"] == 1 for b in bundles) and bundles[0]["CPU"] == 1
+    nodes = [{"CPU": 16, "GPU": 4}, {"CPU": 16, "GPU": 4}]
+    assert not fits_on_a_node(bundles, nodes)
+    assert fits_on_a_node(replica_bundles(1, 4), nodes)
+
+
+def test_a_replica_the_cluster_cannot_place_in_time_fails_with_a_clear_message(ray_cluster):
+    import ray
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    from limo.engines.ray import RayBackend
+
+    ray.init(address=ray_cluster, log_to_driver=False)
+    try:
+        blocker = placement_group([{"CPU": 2}])  # another job reserves both CPUs
+        ray.get(blocker.ready(), timeout=120)
+        cfg = EngineConfig(model="smollm2-135m", engine="ray", ray_address=ray_cluster, ray_ready_timeout_s=5)
+        expected = r"1 hf replicas \(each \{CPU: 1, GPU: 0\}\) were not ready after 5s \(ray_ready_timeout_s\)"
+        with pytest.raises(LimoError, match=expected):
+            RayBackend(cfg)
+        remove_placement_group(blocker)
+    finally:
+        ray.shutdown()
+
+
+def test_a_prompt_whose_task_raises_is_counted_failed_and_the_others_are_done(ray_cluster, tmp_path):
+    engine = _ray_engine(ray_cluster, tmp_path / "gen.sqlite")
+    backend = engine.backend
+    bad = [{"role": "user"}]  # no content: the replica's chat template raises on it
+    prompts = PROMPTS[:3] + [bad] + PROMPTS[3:6]
+    try:
+        outs = engine.generate(prompts, GREEDY)
+    finally:
+        engine.close()
+    failed = outs[3][0]
+    assert failed.finish_reason == "error" and failed.error.startswith("ray_task_error: UndefinedError")
+    good = [row[0] for i, row in enumerate(outs) if i != 3]
+    assert all(c.finish_reason in ("stop", "length") and c.completion_tokens > 0 for c in good)
+    assert engine.stats.errors == {"ray_task_error": 1} and engine.stats.generated == 6
+    assert backend.failed_requests == 1
+    assert engine.cache.count() == 6  # the failed one is not cached: a rerun tries it again
+    assert good[0].producer["engine"] == "hf" and "ray" in good[0].producer

@@ -261,6 +261,15 @@ class RayBackend:
         except RayError as e:
             raise LimoError(f"ray engine: a {self.inner.engine} replica failed to start: {e}") from e
 
+    def _check_resources(self, resources: dict, cpus: float, gpus: int) -> None:
+        need = {"CPU": cpus * self.cfg.replicas, "GPU": gpus * self.cfg.replicas}
+        for name, amount in need.items():
+            if amount > resources.get(name, 0):
+                raise LimoError(
+                    f"ray engine: {self.cfg.replicas} replicas need {amount:g} {name} in total but the cluster has "
+                    f"{resources.get(name, 0):g}; lower engine.replicas or add nodes (`ray status` shows them)"
+                )
+
     def replica_pids(self) -> list[int]:
         return [info["pid"] for info in self.replica_info]
 
