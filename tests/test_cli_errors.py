@@ -246,10 +246,73 @@ def test_console_script_exit_2_one_line(argv, bad):
     assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
 
 
-def test_existing_output_file_is_named_before_it_is_replaced(bad, capsys):
-    from limo.entry import _output_file
+def test_existing_outputs_are_named_before_they_are_replaced(bad, capsys):
+    from limo.entry import _output_file, _results_dir
 
     target = bad["tmp"] / "exists.jsonl"
     target.write_text("old\n")
     _output_file(target)
     assert f"{target} exists and will be replaced" in capsys.readouterr().err
+    _results_dir(bad["tmp"] / "new-eval-dir")
+    assert capsys.readouterr().err == ""  # a new directory: nothing to say
+    (bad["dir"] / "results.json").write_text("{}")
+    _results_dir(bad["dir"])
+    assert f"{bad['dir']} has files from an earlier run" in capsys.readouterr().err
+
+
+class _FaultyServer:
+    """A scripted OpenAI-compatible server whose replies have a wrong type in one field."""
+
+    def __init__(self, content, usage):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from threading import Thread
+
+        reply = {
+            "id": "x",
+            "object": "chat.completion",
+            "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+            "usage": usage,
+        }
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                return
+
+            def do_POST(self):  # noqa: N802
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = json.dumps(reply).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(
+    "content, usage, expected",
+    [
+        ("hi", {"prompt_tokens": "abc", "completion_tokens": 3}, "usage.prompt_tokens is 'abc', not a token count"),
+        (5, {"prompt_tokens": 1, "completion_tokens": 3}, "content is int (5), not a string"),
+    ],
+    ids=["usage-not-a-number", "integer-chat-content"],
+)
+def test_a_bad_server_reply_is_one_line_and_exit_2(bad, capsys, content, usage, expected):
+    server = _FaultyServer(content, usage)
+    try:
+        argv = _argv("generate -i {prompts} -o {tmp}/o.jsonl --engine openai --model m --max-retries 0", bad)
+        with pytest.raises(SystemExit) as exit_info:
+            main([*argv, "--base-url", server.url, "--cache", str(bad["tmp"] / "c.sqlite")])
+    finally:
+        server.close()
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert exit_info.value.code == 2 and len(lines) == 1 and lines[0].startswith("error: ")
+    assert expected in lines[0]

@@ -107,9 +107,20 @@ def _merge_output(path: Path) -> None:
 
 
 def _output_dir(path: Path) -> None:
+    """A run directory: resumed when it exists (curate, train, run, experiment)."""
     from limo.io import check_output_dir
 
     check_output_dir(path)
+
+
+def _results_dir(path: Path) -> None:
+    """eval / compare write their results afresh: an earlier run's results there are named before they are replaced."""
+    from limo.console import console
+    from limo.io import check_output_dir
+
+    if check_output_dir(path).is_dir() and any(path.iterdir()):
+        note = f"{path} has files from an earlier run; its results are replaced"
+        console.print(f"[yellow]note:[/yellow] {note}", soft_wrap=True, highlight=False)
 
 
 # Outputs are checked before any work starts: (command, option) -> check (raises a one-line InputError).
@@ -118,7 +129,9 @@ OUTPUT_CHECKS: dict[tuple[str, str], Callable[[Path], None]] = {
     ("grade", "out"): _output_file,
     ("doctor", "json_out"): _output_file,
     ("review", "out"): _merge_output,
-    **{(name, "out"): _output_dir for name in ("curate", "train", "eval", "run", "experiment", "compare")},
+    **{(name, "out"): _output_dir for name in ("curate", "train", "run", "experiment")},
+    ("eval", "out"): _results_dir,
+    ("compare", "out"): _results_dir,
 }
 
 
