@@ -1,9 +1,11 @@
-"""Reasoning-quality features of a solution text, each a small function returning a score and its evidence.
+"""Reasoning-quality features of a solution text (`score.profile: extended`), each a small function returning a
+score and its evidence.
 
-LIMO §3 (reasoning chain construction) keeps the solutions that show elaborated reasoning, self-verification,
-an exploratory approach and adaptive granularity, scored by a weighted rule system over keyword frequencies.
-Here each of those is one function, plus four hygiene features (length, structure, language consistency,
-truncation). Every feature returns a `Feature`:
+LIMO (v3 §3.1.2) keeps the solutions that show elaborated reasoning, self-verification, an exploratory approach
+and adaptive granularity, scored by a weighted rule system over keyword frequencies normalised by length; that
+formula as published is limo.quality_limo (`score.profile: limo`). This module is limo's own reading of those four
+qualities, one function each, plus four hygiene features (length, structure, language consistency, truncation),
+each scored per text in [0, 1]. Every feature returns a `Feature`:
 
     score     a float in [0, 1], higher is better (for `truncation`: 1 = finished, 0 = cut off)
     evidence  the [start, end) character spans of `text` that triggered it (shown on the review page)
@@ -38,9 +40,9 @@ FEATURES = (
     "truncation",
 )
 
-# LIMO §3: rule-based weights: elaborated reasoning 30%, self-verification 20%, exploratory approach 25%,
-# adaptive granularity 25%. The hygiene features are ours; truncation weighs most because a cut-off chain
-# teaches the model to stop mid-thought.
+# The extended profile's weights: LIMO v3 §3.1.2's 30 / 20 / 25 / 25 (limo.quality_limo) on our four readings of
+# its qualities; the hygiene features are ours; truncation weighs most because a cut-off chain teaches the model
+# to stop mid-thought.
 DEFAULT_WEIGHTS: dict[str, float] = {
     "elaboration": 0.30,
     "self_verification": 0.20,
