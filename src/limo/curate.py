@@ -36,6 +36,7 @@ from limo.stages import score as score_stage
 from limo.stages import select as select_stage
 from limo.stages import solutions as solutions_stage
 from limo.stages import verify as verify_stage
+from limo.streaming.executors import ExecutorConfig, make_executor
 
 IGNORED_KEYS = ("name", "description", "train", "eval", "experiment")
 
@@ -46,6 +47,9 @@ class CurateRecipe:
 
     pool: pool_stage.Config
     seed: int = 0
+    # where the streaming stages' per-batch work runs: `executor: local` (default) | `ray` |
+    # {kind: ray, address: "ray://head:10001", num_cpus: 2, shard_rows: 65536, batch_rows: 8192}
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     dedup: dedup_stage.Config = field(default_factory=dedup_stage.Config)
     decontaminate: decontaminate_stage.Config = field(default_factory=decontaminate_stage.Config)
     difficulty: difficulty_stage.Config = field(default_factory=difficulty_stage.Config)
@@ -64,10 +68,10 @@ def curate_stages(recipe: CurateRecipe) -> list[Stage]:
     """The pipeline, in order. RUN/<NN>_<name>/ is numbered by position in this list."""
     return [
         Stage("pool", recipe.pool, pool_stage.run, streaming=True),
-        Stage("dedup", recipe.dedup, dedup_stage.run),
-        Stage("decontaminate", recipe.decontaminate, decontaminate_stage.run),
+        Stage("dedup", recipe.dedup, dedup_stage.run, streaming=True),
+        Stage("decontaminate", recipe.decontaminate, decontaminate_stage.run, streaming=True),
         Stage("difficulty", recipe.difficulty, difficulty_stage.run),
-        Stage("diversity", recipe.diversity, diversity_stage.run),
+        Stage("diversity", recipe.diversity, diversity_stage.run, streaming=True),
         Stage("solutions", recipe.solutions, solutions_stage.run),
         Stage("verify", recipe.verify, verify_stage.run),
         Stage("score", recipe.score, score_stage.run),
@@ -87,6 +91,8 @@ def _seeded(section: Any, cls: type, seed: int) -> Any:
 def build_curate_recipe(data: dict[str, Any], where: str = "recipe") -> CurateRecipe:
     """A CurateRecipe from a (combined) recipe dict; keys of other commands (name, train, eval) are ignored."""
     data = {k: v for k, v in data.items() if k not in IGNORED_KEYS}
+    if isinstance(data.get("executor"), str):
+        data["executor"] = {"kind": data["executor"]}
     seed = data.get("seed", 0)
     for f in dataclasses.fields(CurateRecipe):
         cls = _config_class(f.name)
@@ -125,9 +131,12 @@ def _run_locked(recipe: CurateRecipe, run: Run, cache_path: str | Path | None) -
     cache = Path(cache_path) if cache_path else default_generation_cache()
     stages = curate_stages(recipe)
     summary: list[dict[str, Any]] = []
+    executor = make_executor(recipe.executor)
 
     def context(stage_dir: Path) -> StageContext:
-        return StageContext(run_dir=run.root, stage_dir=stage_dir, generation_cache=cache, seed=recipe.seed)
+        return StageContext(
+            run_dir=run.root, stage_dir=stage_dir, generation_cache=cache, seed=recipe.seed, executor=executor
+        )
 
     def on_stage(name: str, stats: dict, skipped: bool) -> None:
         summary.append({"stage": name, "resumed": skipped, **stats})

@@ -22,30 +22,61 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 from datasets import Dataset
 
+from limo.config import config_hash
 from limo.errors import LimoError
 from limo.io import atomic_write_text, write_json
-from limo.config import config_hash
 from limo.records import DROP_REASON
 
 
-@dataclass
 class StageResult:
-    """What a stage returns: the kept rows, the dropped rows (each with `drop_reason`), and extra stats."""
+    """What a stage returns: the kept rows, the dropped rows (each with `drop_reason`), and extra stats.
 
-    kept: Dataset
-    dropped: Dataset
-    stats: dict[str, Any] = field(default_factory=dict)
+    In-memory stages give Datasets (`from_rows`); streaming stages write `<stage>/data.parquet` and
+    `dropped.parquet` themselves and give their counts (`from_files`); `kept` / `dropped` then load lazily."""
+
+    def __init__(self, kept=None, dropped=None, stats: dict | None = None):
+        self._kept, self._dropped = kept, dropped
+        self.stats: dict[str, Any] = stats or {}
+        self.written_to: Path | None = None
+        self.rows_out = len(kept) if kept is not None else 0
+        self.dropped_by_reason: Counter = Counter()
 
     @classmethod
     def from_rows(cls, kept: list[dict], dropped: list[dict], stats: dict | None = None) -> "StageResult":
-        return cls(kept=rows_to_dataset(kept), dropped=rows_to_dataset(dropped), stats=stats or {})
+        return cls(kept=rows_to_dataset(kept), dropped=rows_to_dataset(dropped), stats=stats)
+
+    @classmethod
+    def from_files(cls, stage_dir: Path, rows_out: int, dropped_by_reason: dict, stats: dict | None = None):
+        result = cls(stats=stats)
+        result.written_to, result.rows_out = Path(stage_dir), rows_out
+        result.dropped_by_reason = Counter(dropped_by_reason)
+        return result
+
+    def _load(self, which: str) -> Dataset:
+        import pyarrow.parquet as pq
+        from datasets.table import InMemoryTable
+
+        table = pq.read_table(self.written_to / f"{which}.parquet")
+        return Dataset(InMemoryTable(table)) if table.num_columns else Dataset.from_dict({})
+
+    @property
+    def kept(self) -> Dataset:
+        if self._kept is None:
+            self._kept = self._load("data")
+        return self._kept
+
+    @property
+    def dropped(self) -> Dataset:
+        if self._dropped is None:
+            self._dropped = self._load("dropped")
+        return self._dropped
 
 
 def rows_to_dataset(rows: list[dict]) -> Dataset:
@@ -60,6 +91,8 @@ class StageContext:
     stage_dir: Path
     generation_cache: Path
     seed: int = 0
+    executor: Any = None  # limo.streaming.executors executor for streaming stages (None: local)
+    resumable: bool = False  # run_stages sets True: a streaming stage keeps its finished shards across restarts
 
 
 StageFn = Callable[[Dataset, Any, StageContext], StageResult]
@@ -70,6 +103,7 @@ class Stage:
     name: str
     config: Any
     fn: StageFn
+    streaming: bool = False  # fn takes a limo.streaming.tables.TableSource and writes its own outputs
 
 
 def done_key(step_dir: Path) -> str | None:
@@ -134,8 +168,9 @@ class Run:
         out = self.stage_dir(index, name)
         out.mkdir(parents=True, exist_ok=True)
         clear_done(out)
-        result.kept.to_parquet(str(out / "data.parquet"))
-        result.dropped.to_parquet(str(out / "dropped.parquet"))
+        if result.written_to is None:
+            result.kept.to_parquet(str(out / "data.parquet"))
+            result.dropped.to_parquet(str(out / "dropped.parquet"))
         write_json(out / "stats.json", stats)
         cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
         atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
@@ -148,6 +183,16 @@ def chain_hash(previous: str, config: Any, name: str) -> str:
 
 def stage_stats(rows_in: int, result: StageResult, seconds: float) -> dict[str, Any]:
     """rows in/out and drops per reason; checks that every input row is accounted for."""
+    if result.written_to is not None:
+        reasons = result.dropped_by_reason
+        return {
+            "rows_in": rows_in,
+            "rows_out": result.rows_out,
+            "dropped": sum(reasons.values()),
+            "dropped_by_reason": dict(sorted(reasons.items())),
+            "seconds": round(seconds, 3),
+            **result.stats,
+        }
     dropped = result.dropped
     reasons: Counter = Counter()
     if len(dropped):
@@ -166,6 +211,37 @@ def stage_stats(rows_in: int, result: StageResult, seconds: float) -> dict[str, 
     }
 
 
+def _pass_through(run: Run, index: int, name: str, previous: Path) -> StageResult:
+    """A disabled stage (config `enabled: False`) keeps every row: its data.parquet is the previous one, linked."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = run.stage_dir(index, name)
+    for path in (out / "data.parquet", out / "dropped.parquet"):
+        path.unlink(missing_ok=True)
+    try:
+        (out / "data.parquet").hardlink_to(previous)
+    except OSError:
+        import shutil
+
+        shutil.copyfile(previous, out / "data.parquet")
+    pq.write_table(pa.table({}), out / "dropped.parquet")
+    rows = pq.ParquetFile(previous).metadata.num_rows
+    return StageResult.from_files(out, rows, {}, {"enabled": False})
+
+
+def _clear_stale_parts(stage_dir: Path, chained: str) -> None:
+    """Shards written under another config hash are deleted before the stage runs again."""
+    import shutil
+
+    parts = stage_dir / "parts"
+    marker = parts / "hash"
+    if parts.exists() and (not marker.exists() or marker.read_text().strip() != chained):
+        shutil.rmtree(parts)
+    parts.mkdir(parents=True, exist_ok=True)
+    marker.write_text(chained + "\n")
+
+
 def run_stages(
     run: Run,
     stages: list[Stage],
@@ -176,23 +252,42 @@ def run_stages(
 ) -> Dataset:
     """Run `stages` in order, skipping those whose done marker matches the chained config hash.
 
-    `on_stage(name, stats, skipped)` is called after each stage (for summaries).
-    `check_accounting`: require rows_in == rows_out + dropped (stages that expand rows set it False per stage
-    via stats['expands_rows'] = True).
+    A streaming stage (`Stage.streaming`) gets the previous stage's data.parquet as a TableSource (read in
+    record batches) and writes its own outputs; an in-memory stage gets a Dataset. A stage whose config has
+    `enabled: False` is passed through without being called. `on_stage(name, stats, skipped)` is called after each
+    stage (for summaries). `check_accounting`: require rows_in == rows_out + dropped (stages that expand rows set
+    it False per stage via stats['expands_rows'] = True).
     """
+    from limo.streaming.tables import TableSource
+
     chained = "root"
+    previous: Path | None = None  # data.parquet of the last stage, when it is on disk
+    current: Dataset | None = ds
     for index, stage in enumerate(stages, start=1):
         chained = chain_hash(chained, stage.config, stage.name)
+        stage_dir = run.stage_dir(index, stage.name)
         if run.done_hash(index, stage.name) == chained:
-            ds = run.load(index, stage.name)
+            previous, current = stage_dir / "data.parquet", None
             if on_stage:
                 on_stage(stage.name, run.stats(index, stage.name), True)
             continue
-        stage_dir = run.stage_dir(index, stage.name)
         stage_dir.mkdir(parents=True, exist_ok=True)
+        _clear_stale_parts(stage_dir, chained)
         start = time.perf_counter()
-        rows_in = len(ds)
-        result = stage.fn(ds, stage.config, context(stage_dir))
+        if previous is not None and getattr(stage.config, "enabled", True) is False:
+            rows_in = pq_rows(previous)
+            result = _pass_through(run, index, stage.name, previous)
+        elif stage.streaming:
+            source = TableSource(files=[previous]) if current is None and previous else TableSource.of(current)
+            rows_in = source.num_rows()
+            ctx = context(stage_dir)
+            ctx.resumable = True
+            result = stage.fn(source, stage.config, ctx)
+        else:
+            if current is None:
+                current = Dataset.from_parquet(str(previous)) if previous else Dataset.from_dict({})
+            rows_in = len(current)
+            result = stage.fn(current, stage.config, context(stage_dir))
         stats = stage_stats(rows_in, result, time.perf_counter() - start)
         if (
             check_accounting
@@ -204,7 +299,18 @@ def run_stages(
                 f"{stats['dropped']} dropped"
             )
         run.save(index, stage.name, result, stage.config, chained, stats)
-        ds = result.kept
+        if result.written_to is not None:
+            previous, current = stage_dir / "data.parquet", None
+        else:
+            previous, current = stage_dir / "data.parquet", result.kept
         if on_stage:
             on_stage(stage.name, stats, False)
-    return ds
+    if current is None:
+        current = Dataset.from_parquet(str(previous)) if previous else Dataset.from_dict({})
+    return current
+
+
+def pq_rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows

@@ -12,23 +12,32 @@ is missing, every file in data_dir()/benchmarks/), plus `extra_files`. A pool ro
 RUN/03_decontaminate/contamination_report.json and .md list, per benchmark, the matched pool rows, the items
 they match, the match type and the scores. Matched rows are dropped with drop_reason "contaminated".
 
+Streaming: two per-batch passes on the local or Ray executor (benchmark n-gram counts for the boilerplate rule,
+then the matches), the input filtered shard by shard; the driver holds the benchmark index, one count per
+benchmark n-gram and the matched rows.
+
     decontaminate: {benchmarks: null, extra_files: [my_eval.jsonl], ngram: 8, fuzzy_threshold: 0.9}
 """
 
+import json
 import re
 import unicodedata
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets import Dataset
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from limo.console import progress_bar
 from limo.errors import InputError
 from limo.io import atomic_write_text, read_table, write_json
 from limo.paths import data_dir
+from limo.records import DROP_REASON
 from limo.runs import StageContext, StageResult
-from limo.stages.common import exact_key, to_rows, tokens, with_reason
+from limo.stages.common import exact_key, tokens
+from limo.streaming.executors import LocalExecutor, read_columns
+from limo.streaming.tables import TableSource, finalize, rows_table, run_sharded
 
 
 @dataclass
@@ -118,13 +127,15 @@ class BenchmarkIndex:
                 self.cand[g].append(k)
         self.ngrams = {g: ks for g, ks in self.ngrams.items() if len(ks) <= cfg.max_ngram_items}
 
-    def drop_boilerplate(self, problems: list[str]) -> int:
-        """Forget benchmark n-grams found in more than `max_ngram_pool_rows` pool problems; returns how many."""
-        df: dict[tuple, int] = defaultdict(int)
+    def gram_counts(self, problems: list[str]) -> Counter:
+        """How many of `problems` contain each benchmark n-gram (the global state of the boilerplate pass)."""
+        df: Counter = Counter()
         for text in problems:
-            for g in _grams(tokens(text), self.cfg.ngram):
-                if g in self.ngrams:
-                    df[g] += 1
+            df.update(g for g in _grams(tokens(text), self.cfg.ngram) if g in self.ngrams)
+        return df
+
+    def drop_boilerplate(self, df: Counter) -> int:
+        """Forget benchmark n-grams found in more than `max_ngram_pool_rows` pool problems; returns how many."""
         common = [g for g, c in df.items() if c > self.cfg.max_ngram_pool_rows]
         for g in common:
             del self.ngrams[g]
@@ -230,27 +241,75 @@ def write_report(stage_dir: Path, benches: dict[str, list[dict]], hits: list[tup
     return report
 
 
-def run(ds: Dataset, cfg: Config, ctx: StageContext) -> StageResult:
-    rows = to_rows(ds)
+class GramCounts:
+    """Per-batch step of the boilerplate pass: (n-gram, rows containing it) for benchmark n-grams."""
+
+    def __init__(self, index: BenchmarkIndex):
+        self.index = index
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        df = self.index.gram_counts(table.column("problem").to_pylist())
+        return pa.table({"gram": [" ".join(g) for g in df], "rows": list(df.values())})
+
+
+class Matches:
+    """Per-batch step of the matching pass: each row's benchmark matches as JSON (null when none)."""
+
+    def __init__(self, index: BenchmarkIndex):
+        self.index = index
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        out = []
+        for problem in table.column("problem").to_pylist():
+            found = self.index.matches(problem)
+            out.append(json.dumps(found) if found else None)
+        return pa.table({"matches": pa.array(out, pa.string())})
+
+
+def run(source, cfg: Config, ctx: StageContext) -> StageResult:
+    """Two map passes (boilerplate n-gram counts, then matches; local or Ray), then the input is filtered shard by
+    shard. Global state: the benchmark index and one count per benchmark n-gram."""
+    source = TableSource.of(source)
+    executor = ctx.executor or LocalExecutor()
     if not cfg.enabled:
-        return StageResult.from_rows(rows, [], {"enabled": False})
+        infos = run_sharded(source, ctx.stage_dir, lambda t, _: (t, rows_table([]), {}), fresh=not ctx.resumable)
+        rows_out, reasons = finalize(ctx.stage_dir, infos)
+        return StageResult.from_files(ctx.stage_dir, rows_out, reasons, {"enabled": False})
     benches = load_benchmarks(cfg)
     index = BenchmarkIndex(benches, cfg)
-    boilerplate = index.drop_boilerplate([r["problem"] for r in rows])
+    parts = ctx.stage_dir / "parts"
+    df: Counter = Counter()
+    for f in executor.map(source, GramCounts(index), parts / "gram_counts", ctx.resumable):
+        t = pq.read_table(f)
+        for gram, rows in zip(t.column("gram").to_pylist(), t.column("rows").to_pylist(), strict=True):
+            df[tuple(gram.split(" "))] += rows
+    boilerplate = index.drop_boilerplate(df)
+    del df
+    found = read_columns(executor.map(source, Matches(index), parts / "matches", ctx.resumable), ["matches"])
+    matches = found.column("matches")
     hits: list[tuple[dict, list[dict]]] = []
-    kept, dropped = [], []
-    with progress_bar(len(rows), "decontaminate: matching benchmarks") as advance:
-        for r in rows:
-            matches = index.matches(r["problem"])
-            if matches:
-                hits.append((r, matches))
-            if matches and cfg.drop:
-                tag = "; ".join(f"{m['benchmark']}:{m['benchmark_id']}({m['match']})" for m in matches[:5])
-                dropped += with_reason([r], "contaminated", contaminated_with=tag)
-            else:
-                kept.append(r)
-            advance(1)
+
+    def split(table: pa.Table, first: int) -> tuple[pa.Table, pa.Table, dict]:
+        mine = matches.slice(first, table.num_rows).to_pylist()
+        hit = np.asarray([m is not None for m in mine], dtype=bool)
+        for i in np.nonzero(hit)[0]:
+            row = {"id": table.column("id")[int(i)].as_py(), "source": table.column("source")[int(i)].as_py()}
+            hits.append((row, json.loads(mine[i])))
+        if not cfg.drop:
+            return table, rows_table([]), {}
+        dropped = table.filter(pa.array(hit))
+        tags = [
+            "; ".join(f"{m['benchmark']}:{m['benchmark_id']}({m['match']})" for m in json.loads(mine[i])[:5])
+            for i in np.nonzero(hit)[0]
+        ]
+        dropped = dropped.append_column("contaminated_with", pa.array(tags, pa.string()))
+        dropped = dropped.append_column(DROP_REASON, pa.array(["contaminated"] * len(tags), pa.string()))
+        return table.filter(pa.array(~hit)), dropped, {}
+
+    # the report needs every hit, so the split pass is redone in full (it only filters; the matching is resumed)
+    infos = run_sharded(source, ctx.stage_dir, split, executor.cfg.shard_rows, executor.cfg.batch_rows, fresh=True)
+    rows_out, reasons = finalize(ctx.stage_dir, infos)
     report = write_report(ctx.stage_dir, benches, hits, cfg)
     summary = {name: e["matched_pool_rows"] for name, e in report["benchmarks"].items() if e["matched_pool_rows"]}
     stats = {"benchmarks": len(benches), "boilerplate_ngrams": boilerplate, "matched_pool_rows_by_benchmark": summary}
-    return StageResult.from_rows(kept, dropped, stats)
+    return StageResult.from_files(ctx.stage_dir, rows_out, reasons, stats)

@@ -8,19 +8,26 @@ Allocation is `proportional` (largest remainder; keeps the pool's mix) or `balan
 stratum size, leftovers redistributed). Rows not chosen are dropped with drop_reason "not_sampled"; every row
 gets `stratum`.
 
+Streaming: the driver keeps one stratum code per row and the counts per stratum (pass 1), draws the seeded sample
+per stratum, then filters the input shard by shard (pass 2). Clusters are fitted on a seeded sample of at most
+`cluster_sample` problems (all of them in smaller pools) and applied batch by batch.
+
     diversity: {target_size: 817, allocation: proportional, n_clusters: 20}
 """
 
 import random
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Literal
 
-from datasets import Dataset
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from limo.console import progress_bar
+from limo.records import DROP_REASON
 from limo.runs import StageContext, StageResult
-from limo.stages.common import to_rows, with_reason
+from limo.streaming.executors import ExecutorConfig
+from limo.streaming.tables import TableSource, finalize, rows_table, run_sharded
 
 
 @dataclass
@@ -32,6 +39,7 @@ class Config:
     min_labelled: float = 0.5  # cluster when fewer rows than this fraction have a subject
     n_clusters: int = 20
     embedding_model: str | None = None  # a transformers model (alias, hub id or dir); None = TF-IDF
+    cluster_sample: int = 50000  # clusters are fitted on at most this many problems (seeded sample); our choice
     seed: int = 0
 
     def __post_init__(self):
@@ -81,20 +89,29 @@ def embed(texts: list[str], model_name: str, batch_size: int = 16):
     return np.concatenate(out)
 
 
-def cluster(texts: list[str], cfg: Config) -> list[int]:
-    """Cluster ids: k-means on embeddings or TF-IDF vectors."""
-    from sklearn.cluster import KMeans
+class Clusters:
+    """k-means on embeddings or TF-IDF vectors, fitted on (a seeded sample of `cluster_sample` of) the problems,
+    then applied batch by batch."""
 
-    k = min(cfg.n_clusters, len(texts))
-    if k <= 1:
-        return [0] * len(texts)
-    if cfg.embedding_model:
-        vectors = embed(texts, cfg.embedding_model)
-    else:
-        from sklearn.feature_extraction.text import TfidfVectorizer
+    def __init__(self, texts: list[str], cfg: Config):
+        from sklearn.cluster import KMeans
 
-        vectors = TfidfVectorizer(max_features=20000, sublinear_tf=True, stop_words="english").fit_transform(texts)
-    return KMeans(n_clusters=k, random_state=cfg.seed, n_init=3).fit_predict(vectors).tolist()
+        self.cfg = cfg
+        self.k = min(cfg.n_clusters, len(texts))
+        if self.k <= 1:
+            return
+        self.tfidf = None
+        if not cfg.embedding_model:
+            from sklearn.feature_extraction.text import TfidfVectorizer
+
+            self.tfidf = TfidfVectorizer(max_features=20000, sublinear_tf=True, stop_words="english").fit(texts)
+        self.kmeans = KMeans(n_clusters=self.k, random_state=cfg.seed, n_init=3).fit(self.vectors(texts))
+
+    def vectors(self, texts: list[str]):
+        return self.tfidf.transform(texts) if self.tfidf is not None else embed(texts, self.cfg.embedding_model)
+
+    def predict(self, texts: list[str]) -> list[int]:
+        return [0] * len(texts) if self.k <= 1 else self.kmeans.predict(self.vectors(texts)).tolist()
 
 
 def allocate(sizes: dict[str, int], target: int, how: str) -> dict[str, int]:
@@ -122,28 +139,71 @@ def allocate(sizes: dict[str, int], target: int, how: str) -> dict[str, int]:
     return quota
 
 
-def run(ds: Dataset, cfg: Config, ctx: StageContext) -> StageResult:
-    rows = to_rows(ds)
-    if not cfg.enabled or not rows:
-        return StageResult.from_rows(rows, [], {"enabled": cfg.enabled})
-    labelled = sum(1 for r in rows if r.get("subject"))
-    clustered = labelled < cfg.min_labelled * len(rows)
-    with progress_bar(len(rows), "diversity: strata") as advance:
-        if clustered:
-            groups = [f"cluster-{c}" for c in cluster([r["problem"] for r in rows], cfg)]
-        else:
-            groups = [r.get("subject") or "unknown" for r in rows]
-        strata: dict[str, list[int]] = defaultdict(list)
-        for i, (r, g) in enumerate(zip(rows, groups, strict=True)):
-            r["stratum"] = f"{g} | {difficulty_label(r, cfg.pass_rate_bins)}"
-            strata[r["stratum"]].append(i)
-            advance(1)
-    quota = allocate({s: len(ix) for s, ix in strata.items()}, cfg.target_size, cfg.allocation)
+_COLUMNS = ["problem", "subject", "level", "strong_pass_rate", "weak_pass_rate"]
+
+
+def _fit_sample(source: TableSource, n: int, cfg: Config) -> list[str]:
+    picked = None if n <= cfg.cluster_sample else set(random.Random(cfg.seed).sample(range(n), cfg.cluster_sample))
+    texts: list[str] = []
+    start = 0
+    for table in source.batches(columns=["problem"]):
+        batch = table.column("problem").to_pylist()
+        texts += batch if picked is None else [t for i, t in enumerate(batch, start) if i in picked]
+        start += len(batch)
+    return texts
+
+
+def run(source, cfg: Config, ctx: StageContext) -> StageResult:
+    """Pass 1: each row's stratum (codes in a numpy array) and the counts per stratum; quotas and a seeded sample per
+    stratum; pass 2: the input filtered shard by shard, every row tagged with its stratum."""
+    source = TableSource.of(source)
+    n = source.num_rows()
+    if not cfg.enabled or not n:
+        infos = run_sharded(source, ctx.stage_dir, lambda t, _: (t, rows_table([]), {}), fresh=not ctx.resumable)
+        rows_out, reasons = finalize(ctx.stage_dir, infos)
+        return StageResult.from_files(ctx.stage_dir, rows_out, reasons, {"enabled": cfg.enabled})
+    labelled = 0
+    for table in source.batches(columns=["subject"]):
+        if "subject" in table.column_names:
+            labelled += sum(1 for v in table.column("subject").to_pylist() if v)
+    clustered = labelled < cfg.min_labelled * n
+    clusters = Clusters(_fit_sample(source, n, cfg), cfg) if clustered else None
+    names: dict[str, int] = {}
+    codes = np.empty(n, dtype=np.int32)
+    start = 0
+    with progress_bar(n, "diversity: strata") as advance:
+        for table in source.batches(columns=_COLUMNS):
+            for i, label in enumerate(_strata(table, clusters, cfg), start):
+                codes[i] = names.setdefault(label, len(names))
+            start += table.num_rows
+            advance(table.num_rows)
+    sizes = dict(zip(names, np.bincount(codes, minlength=len(names)).tolist(), strict=True))
+    quota = allocate(sizes, cfg.target_size, cfg.allocation)
     rng = random.Random(cfg.seed)
-    chosen: set[int] = set()
-    for s in sorted(strata):
-        chosen.update(rng.sample(strata[s], quota[s]))
-    kept = [r for i, r in enumerate(rows) if i in chosen]
-    dropped = with_reason([r for i, r in enumerate(rows) if i not in chosen], "not_sampled")
-    stats = {"clustered": clustered, "strata": len(strata), "quota": dict(sorted(quota.items()))}
-    return StageResult.from_rows(kept, dropped, stats)
+    chosen = np.zeros(n, dtype=bool)
+    for s in sorted(names):
+        chosen[rng.sample(np.nonzero(codes == names[s])[0].tolist(), quota[s])] = True
+    label_of = list(names)
+
+    def split(table: pa.Table, first: int) -> tuple[pa.Table, pa.Table, dict]:
+        mine = slice(first, first + table.num_rows)
+        table = table.append_column("stratum", pa.array([label_of[c] for c in codes[mine]], pa.string()))
+        keep = pa.array(chosen[mine])
+        dropped = table.filter(pc.invert(keep))
+        dropped = dropped.append_column(DROP_REASON, pa.array(["not_sampled"] * dropped.num_rows, pa.string()))
+        return table.filter(keep), dropped, {}
+
+    shards = ctx.executor.cfg if ctx.executor else ExecutorConfig()
+    infos = run_sharded(source, ctx.stage_dir, split, shards.shard_rows, shards.batch_rows, fresh=not ctx.resumable)
+    rows_out, reasons = finalize(ctx.stage_dir, infos)
+    stats = {"clustered": clustered, "strata": len(names), "quota": dict(sorted(quota.items()))}
+    return StageResult.from_files(ctx.stage_dir, rows_out, reasons, stats)
+
+
+def _strata(table: pa.Table, clusters: Clusters | None, cfg: Config) -> list[str]:
+    rows = table.to_pylist()
+    if clusters is not None:
+        groups = [f"cluster-{c}" for c in clusters.predict([r["problem"] for r in rows])]
+    else:
+        groups = [r.get("subject") or "unknown" for r in rows]
+    return [f"{g} | {difficulty_label(r, cfg.pass_rate_bins)}" for r, g in zip(rows, groups, strict=True)]

@@ -24,8 +24,6 @@ Why not datatrove itself: it keeps an arbitrary member of each cluster (no way t
 writers and executors replace ours; the numbers it would need are reproduced here instead (bench/dedup.py).
 """
 
-from pathlib import Path
-
 import numpy as np
 
 from limo.stages.common import exact_key, tokens
@@ -123,15 +121,6 @@ def candidate_pairs(keys: np.ndarray, rank: np.ndarray) -> np.ndarray:
     return pairs
 
 
-def similarity(sig: np.ndarray, pairs: np.ndarray, chunk: int = 65536) -> np.ndarray:
-    """Estimated Jaccard similarity of each pair (share of equal signature values)."""
-    out = np.empty(len(pairs), dtype=np.float32)
-    for s in range(0, len(pairs), chunk):
-        p = pairs[s : s + chunk]
-        out[s : s + chunk] = (np.asarray(sig[p[:, 0]]) == np.asarray(sig[p[:, 1]])).mean(axis=1)
-    return out
-
-
 def greedy_keep(
     pairs: np.ndarray, sims: np.ndarray, rank: np.ndarray, threshold: float
 ) -> dict[int, tuple[int, float]]:
@@ -154,17 +143,19 @@ def greedy_keep(
     return dropped
 
 
-def near_duplicates(sig: np.ndarray, rank: np.ndarray, bands: int, threshold: float) -> dict[int, tuple[int, float]]:
-    """Steps 2-4 over one signature matrix (rows x num_perm; may be a memory map)."""
-    keys = np.empty((sig.shape[0], bands), dtype=np.uint64)
-    for s in range(0, sig.shape[0], 262144):
-        keys[s : s + 262144] = band_keys(np.asarray(sig[s : s + 262144]), bands)
-    pairs = candidate_pairs(keys, rank)
+def near_duplicates(sig: np.ndarray, rows: np.ndarray, bands: int, threshold: float) -> dict[int, tuple[int, float]]:
+    """Steps 2-4: {dropped row: (kept row, similarity)} among `rows` (indices into `sig`, in visiting order).
+    `sig` may be a memory map: it is read in chunks."""
+    chunk = 131072
+    keys = np.empty((len(rows), bands), dtype=np.uint64)
+    for s in range(0, len(rows), chunk):
+        keys[s : s + chunk] = band_keys(np.asarray(sig[rows[s : s + chunk]]), bands)
+    position = np.arange(len(rows))
+    pairs = candidate_pairs(keys, position)
     del keys
-    return greedy_keep(pairs, similarity(sig, pairs), rank, threshold)
-
-
-def save_signatures(path: Path, sig: np.ndarray) -> None:
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, sig)
-    tmp.replace(path)
+    sims = np.empty(len(pairs), dtype=np.float32)
+    for s in range(0, len(pairs), chunk):
+        p = rows[pairs[s : s + chunk]]
+        sims[s : s + chunk] = (np.asarray(sig[p[:, 0]]) == np.asarray(sig[p[:, 1]])).mean(axis=1)
+    kept = greedy_keep(pairs, sims, position, threshold)
+    return {int(rows[d]): (int(rows[k]), s) for d, (k, s) in kept.items()}
