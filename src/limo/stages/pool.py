@@ -13,7 +13,8 @@ dropped with drop_reason "invalid_row" (+ `pool_file`, `pool_line`, `pool_error`
 
 Sources are read in shards of `executor.shard_rows` rows (JSONL lines, Parquet record batches, HF dataset
 slices), written to RUN/01_pool/parts/ one shard at a time, so memory is bounded by the shard size and a killed run
-redoes only the unfinished shard (limo.streaming.tables). Ids must be unique across sources: checked on 64-bit id hashes.
+redoes only the unfinished shard (limo.streaming.tables). Ids must be unique across sources (checked on 64-bit
+id hashes).
 
     pool:
       sources:
