@@ -1,8 +1,9 @@
 """LIMO's published reasoning-chain quality formula: `score.profile: limo` (the paper's v3 weights).
 
-What the paper says (LIMO v3, arXiv 2502.03387v3 §3.1.2 "reasoning chain construction", as summarised in
-bzhng-development/summary-of-some-paper-in-cuda docs/training-methods/LIMO-LessisMoreforReasoning.md@dae082b; the
-stored arXiv page itself only exposes its abstract to our search tool, see docs/QUALITY.md "Sources"):
+What the paper says (LIMO v3, arXiv 2502.03387v3 §3.1.2, as quoted by the v3 summaries [S1]
+bzhng-development/summary-of-some-paper-in-cuda docs/training-methods/LIMO-LessisMoreforReasoning.md@dae082b and [S2],
+and by the authors in GAIR-NLP/LIMO issue #28; the arXiv page itself only exposes its abstract to our search tool,
+see docs/QUALITY.md and docs/FIDELITY.md "Sources"):
 
     elaborated reasoning   30%   "lengthier, fully spelled-out logic"        -> length in words
     self-verification      20%   validation terms ("check", "verify")        -> count per word
@@ -10,9 +11,9 @@ stored arXiv page itself only exposes its abstract to our search tool, see docs/
     adaptive granularity   25%   connective phrases ("therefore", "since")   -> count per word
     "All counts are normalized by text length to avoid bias toward longer responses."
 
-v1 (arXiv 2502.03387v1) publishes no weights or formula that we could find: its Table 1 only names the solution
-qualities ("optimal structure with adaptive step granularity", "strategic cognitive scaffolding", "rigorous
-verification"). The `limo` profile is therefore the v3 formula; recipes for v1 that use it say so.
+v1 (arXiv 2502.03387v1) publishes no weights or formula: §3.3.2 describes "a hybrid approach combining rule-based
+filtering and LLM-assisted curation" [S2] and its Table 1 only names the solution qualities. The `limo` profile is
+therefore the v3 formula; recipes for v1 that use it say so.
 
 Not specified by the paper; our choices:
   * the keyword lists beyond the paper's two examples per feature (below), matched case-insensitively on word
