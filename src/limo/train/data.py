@@ -56,6 +56,11 @@ def resolve_source(source: str) -> Path | str:
         raise LimoError(
             f"{path}: no export/messages.jsonl or export/hf in this run directory (run `limo curate` first)"
         )
+    if path.is_dir() and not any((path / name).exists() for name in ("state.json", "dataset_dict.json")):
+        raise LimoError(
+            f"{path}: a directory that is neither a curation run nor a dataset saved with save_to_disk "
+            "(give a JSONL/Parquet file, a save_to_disk dir or a run dir)"
+        )
     if path.exists():
         return path
     if source.count("/") == 1 and not source.startswith((".", "/")):
