@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -221,3 +222,121 @@ def test_resume_after_kill_9_during_difficulty(tmp_path):
             a = pq.read_table(tmp_path / "a" / stage / f"{part}.parquet").to_pylist()
             b = pq.read_table(tmp_path / "b" / stage / f"{part}.parquet").to_pylist()
             assert a == b
+
+
+def _scale_recipe(tmp_path, pool_file, **executor):
+    """pool (synthetic + 30 MATH500 problems, so decontamination drops some) -> dedup -> decontaminate -> diversity."""
+    from limo.paths import data_dir
+
+    return build_curate_recipe(
+        {
+            "seed": 3,
+            "executor": {"kind": "local", **executor},
+            "pool": {
+                "sources": [
+                    {"name": "syn", "path": str(pool_file)},
+                    {"name": "m500", "path": str(data_dir() / "benchmarks" / "math500.jsonl"), "limit": 30},
+                ],
+                "invalid_rows": "drop",
+            },
+            "difficulty": {"enabled": False},
+            "diversity": {"target_size": 200},
+            "solutions": {"models": []},
+        }
+    )
+
+
+def _stage_outputs(run_dir: Path) -> dict:
+    out = {}
+    for stage in ("01_pool", "02_dedup", "03_decontaminate", "05_diversity"):
+        kept = pq.read_table(run_dir / stage / "data.parquet", columns=["id"]).column("id").to_pylist()
+        dropped = pq.read_table(run_dir / stage / "dropped.parquet")
+        reasons = dropped.column("drop_reason").to_pylist() if dropped.num_rows else []
+        ids = dropped.column("id").to_pylist() if dropped.num_rows else []
+        out[stage] = (kept, sorted(zip(ids, reasons, strict=True)))
+    return out
+
+
+def _curate_part1(recipe, run_dir, cache):
+    from limo.curate import curate_stages
+    from limo.runs import Run, StageContext, run_stages
+    from limo.streaming.executors import make_executor
+
+    executor = make_executor(recipe.executor)
+    stages = curate_stages(recipe)[:5]
+
+    def context(stage_dir):
+        return StageContext(run_dir=run_dir, stage_dir=stage_dir, generation_cache=cache, executor=executor)
+
+    from datasets import Dataset
+
+    run_stages(Run(run_dir), stages, Dataset.from_dict({}), context)
+    return _stage_outputs(run_dir)
+
+
+def test_streaming_in_small_shards_equals_one_batch_and_in_memory_dedup(shared_data, tmp_path):
+    """Same kept ids and drop reasons whether the stages see 3,000 rows in shards of 170 (batches of 64) or in one
+    batch; dedup's decisions equal the in-memory find_duplicates over the same rows; a malformed line is counted."""
+    from limo.stages import dedup
+    from limo.streaming.synthetic import write_pool
+
+    pool_file = write_pool(tmp_path / "pool.jsonl", 3000, seed=1, dup_rate=0.2, bad_line=1234)
+    small = _curate_part1(_scale_recipe(tmp_path, pool_file, shard_rows=170, batch_rows=64), tmp_path / "a", None)
+    whole = _curate_part1(_scale_recipe(tmp_path, pool_file, shard_rows=10**6), tmp_path / "b", None)
+    assert small == whole
+    pool_kept, pool_dropped = small["01_pool"]
+    assert ("syn-line-1234", "invalid_row") in pool_dropped
+    bad = pq.read_table(tmp_path / "a" / "01_pool" / "dropped.parquet").to_pylist()
+    assert [(r["pool_line"], r["pool_file"]) for r in bad if r["drop_reason"] == "invalid_row"] == [
+        (1234, str(pool_file))
+    ]
+    reasons = {r for _, r in small["02_dedup"][1]}
+    assert reasons == {"exact_duplicate", "near_duplicate"}
+    assert {r for _, r in small["03_decontaminate"][1]} == {"contaminated"}
+    assert len(small["05_diversity"][0]) == 200
+    # in-memory reference for dedup on the pool's output
+    rows = pq.read_table(tmp_path / "a" / "01_pool" / "data.parquet").to_pylist()
+    order = dedup.visiting_order(
+        pq.read_table(tmp_path / "a" / "01_pool" / "data.parquet", columns=["source"]).column("source"),
+        np.asarray([dedup.metadata_count(r) for r in rows], dtype=np.int8),
+        None,
+    )
+    found = dedup.find_duplicates([r["problem"] for r in rows], order.tolist(), dedup.Config())
+    expected = sorted((rows[i]["id"], reason) for i, (_, reason, _) in found.items())
+    assert small["02_dedup"][1] == expected
+
+
+_PART1_SCRIPT = """
+import sys
+from pathlib import Path
+from tests.test_curate import _curate_part1, _scale_recipe
+pool, run_dir = Path(sys.argv[1]), Path(sys.argv[2])
+_curate_part1(_scale_recipe(run_dir.parent, pool, shard_rows=1000, batch_rows=250), run_dir, None)
+"""
+
+
+def test_kill_9_during_dedup_then_rerun_redoes_only_unfinished_shards(shared_data, tmp_path):
+    """kill -9 while dedup writes its signature shards; the rerun keeps every finished shard file (same mtime),
+    writes only the missing ones, and the final outputs equal an uninterrupted run's."""
+    from limo.streaming.synthetic import write_pool
+
+    pool_file = write_pool(tmp_path / "pool.jsonl", 20_000, seed=2)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-c", _PART1_SCRIPT, str(pool_file)]
+    subprocess.run([*cmd, str(tmp_path / "ref")], check=True, env=env, cwd=REPO_ROOT, timeout=900)
+    shards = tmp_path / "run" / "02_dedup" / "parts" / "signatures"
+    proc = subprocess.Popen([*cmd, str(tmp_path / "run")], env=env, cwd=REPO_ROOT)
+    deadline = time.time() + 600
+    while not (shards / "00003.parquet").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = {p.name: p.stat().st_mtime_ns for p in shards.glob("*.parquet")}
+    total = -(-pq.ParquetFile(tmp_path / "ref" / "01_pool" / "data.parquet").metadata.num_rows // 1000)
+    assert 4 <= len(finished) < total, f"kill landed outside the signature pass: {sorted(finished)}"
+    assert not (tmp_path / "run" / "02_dedup" / "done").exists()
+    subprocess.run([*cmd, str(tmp_path / "run")], check=True, env=env, cwd=REPO_ROOT, timeout=900)
+    after = {p.name: p.stat().st_mtime_ns for p in shards.glob("*.parquet")}
+    assert len(after) == total
+    assert {name: after[name] for name in finished} == finished  # finished shards were not redone
+    assert _stage_outputs(tmp_path / "run") == _stage_outputs(tmp_path / "ref")
