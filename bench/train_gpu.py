@@ -111,7 +111,8 @@ def report(row: dict, shape, peak_flops: float) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True, help="gpu_check.json goes here")
+    ap.add_argument("--work", type=Path, default=None, help="model and run dirs (default: a temp dir)")
     ap.add_argument("--seq", type=int, nargs="+", default=[8192, 16384])
     ap.add_argument("--steps", type=int, default=3, help="optimizer steps per length (the first is not timed)")
     ap.add_argument("--cpu-dry-run", action="store_true", help="tiny model, short sequences, on CPU")
@@ -125,6 +126,10 @@ def main() -> None:
     if not cpu and not torch.cuda.is_available():
         raise SystemExit("bench/train_gpu.py needs a CUDA GPU (or --cpu-dry-run)")
     args.out.mkdir(parents=True, exist_ok=True)
+    import tempfile
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="gpu_check_"))
+    work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     context_gb = None
     if not cpu:
@@ -133,7 +138,7 @@ def main() -> None:
         free1, _ = torch.cuda.mem_get_info()
         context_gb = (free0 - free1) / 1e9  # driver-level use after creating the context, minus torch's 512 B
     peak = measure_matmul_peak("cpu" if cpu else "cuda", "float32" if cpu else "bfloat16", 512 if cpu else 8192)
-    model_dir = build_model_dir(args.out, tiny=cpu)
+    model_dir = build_model_dir(work, tiny=cpu)
     from transformers import AutoConfig
 
     shape = shape_from_config(AutoConfig.from_pretrained(model_dir))

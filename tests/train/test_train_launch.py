@@ -70,8 +70,8 @@ def test_every_deepspeed_json_is_accepted(name):
 @pytest.mark.parametrize("recipe", sorted(LAUNCHES))
 def test_recipe_and_its_launch_agree(recipe):
     """micro x accumulation x world = global batch, the DeepSpeed JSON trains the recipe's strategy, the plan fits."""
-    from limo.train.memory import plan_batch
     from limo.recipes import load_recipe
+    from limo.train.memory import plan_batch
     from limo.train.sft import memory_plan
 
     cfg = load_recipe(ROOT / "recipes" / recipe, default_section="train").train

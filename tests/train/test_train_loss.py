@@ -112,3 +112,18 @@ def test_trainer_loss_matches_hand_computation(tiny_model_dir, tmp_path, batchin
     assert losses["sample"] == pytest.approx(sample, rel=1e-4)
     assert losses["token"] == pytest.approx(token, rel=1e-4)
     assert abs(losses["sample"] - losses["token"]) > 1e-3  # 3 vs 36 loss tokens: the weightings really differ
+
+
+def test_accumulation_splits_the_sample_mean(tiny_model_dir, tmp_path):
+    """One sample per micro-batch, accumulation 2: the Trainer counts 2 samples for the step, each micro-batch's loss
+    is its sample mean / 2, and their sum is the mean of the two per-sample means (LIMO's weighting)."""
+    trainer, rows = _trainer(tiny_model_dir, "sample", "padding_free", tmp_path)
+    batches = [trainer.data_collator([r]) for r in rows]
+    total = trainer._get_num_items_in_batch(batches, torch.device("cpu"))
+    assert int(total) == 2
+    assert trainer.model_accepts_loss_kwargs  # so training_step does not divide by the accumulation steps again
+    trainer.model.train()
+    with torch.no_grad():
+        parts = [float(trainer.compute_loss(trainer.model, dict(b), num_items_in_batch=total)) for b in batches]
+    sample, _ = _by_hand(trainer.model.eval(), rows)
+    assert sum(parts) == pytest.approx(sample, rel=1e-4)

@@ -70,6 +70,10 @@ class WeightedSFTTrainer(SFTTrainer):
             raise ValueError(f"loss_weighting must be sample or token, not {loss_weighting!r}")
         self.loss_weighting = loss_weighting
         super().__init__(*args, **kwargs)
+        if loss_weighting == "sample":
+            # compute_loss below divides by the samples of the whole accumulated batch itself, so the Trainer must
+            # not divide by the accumulation steps again (transformers trainer.py `training_step`)
+            self.model_accepts_loss_kwargs = True
 
     def _get_num_items_in_batch(self, batch_samples: list, device: torch.device):
         if self.loss_weighting == "token":
