@@ -71,6 +71,10 @@ class EvalConfig:
             raise ValueError("max_tokens must be >= 1")
         if self.limit is not None and self.limit < 1:
             raise ValueError("limit must be >= 1")
+        if self.grade_workers is not None and self.grade_workers < 1:
+            raise ValueError(f"grade_workers must be >= 1, got {self.grade_workers}")
+        if not self.grade_timeout_s > 0:
+            raise ValueError(f"grade_timeout_s must be > 0 seconds, got {self.grade_timeout_s}")
         if self.grading is not None and self.grading not in ("boxed", "extended"):
             raise ValueError(f"unknown grading rule {self.grading!r}; known: boxed, extended")
         if self.judge is not None and self.judge_engine is None:
