@@ -164,12 +164,12 @@ def test_plan_only_cli_on_the_paper_recipe(tmp_path):
     from limo.train.sft import run_train
 
     cfg = load_recipe("recipes/limo-qwen2.5-32b.yaml").train
-    assert (cfg.learning_rate, cfg.epochs, cfg.cutoff, cfg.global_batch_size) == (5e-6, 15.0, 16384, 64)
+    assert (cfg.learning_rate, cfg.epochs, cfg.cutoff, cfg.global_batch_size) == (5e-6, 15.0, 16384, 32)
     run_train(cfg, tmp_path, plan_only=True)
     plan = json.loads((tmp_path / "memory_plan.json").read_text())
     assert plan["memory"]["strategy"] == "zero3" and plan["memory"]["gpus"] == 16
-    assert plan["batch"] == {"global_batch": 64, "per_device": 1, "devices": 16, "accumulation": 4}
+    assert plan["batch"] == {"global_batch": 32, "per_device": 1, "devices": 16, "accumulation": 2}
     cfg8 = load_recipe("recipes/limo-qwen2.5-32b.yaml", ["gpus=8"], default_section="train").train
     run_train(cfg8, tmp_path / "8", plan_only=True)
     plan8 = json.loads((tmp_path / "8" / "memory_plan.json").read_text())
-    assert plan8["batch"]["accumulation"] == 8 and plan8["memory"]["suggestions"]
+    assert plan8["batch"]["accumulation"] == 4 and plan8["memory"]["suggestions"]
