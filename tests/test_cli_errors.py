@@ -132,6 +132,13 @@ ROWS = [
     ("eval-protocol", "eval -o {tmp}/e --protocol nope", "nope"),
     ("eval-benchmark-latin1", "eval -o {tmp}/e --benchmark {latin1}", "latin1.jsonl, line 1: not UTF-8"),
     ("eval-benchmark-malformed", "eval -o {tmp}/e --benchmark {malformed}", "malformed.jsonl, line 2"),
+    ("eval-corrupt-cache", "eval -o {tmp}/e --limit 1 --max-tokens 8 --cache {corrupt_cache}", "corrupt.sqlite"),
+    (
+        "eval-unreachable-server",
+        "eval -o {tmp}/e --limit 1 --max-tokens 8 --engine openai --model m --base-url http://127.0.0.1:{port}/v1 "
+        "--cache {tmp}/c.sqlite",
+        "127.0.0.1:{port}",
+    ),
     # compare
     ("compare-empty-dirs", "compare {dir} {dir}", "adir"),
     ("compare-missing", "compare {missing} {missing}", "missing.jsonl"),
@@ -227,7 +234,16 @@ def test_the_table_covers_every_command():
     assert {row[1].split()[0] for row in ROWS} == COMMANDS
 
 
-@pytest.mark.parametrize("row_id, template, expected", ROWS, ids=[r[0] for r in ROWS])
+SLOW_ROWS = {"eval-unreachable-server": "eval has no --max-retries: about 50 s of retries with backoff"}
+
+
+def _params():
+    for row in ROWS:
+        marks = [pytest.mark.slow] if row[0] in SLOW_ROWS else []
+        yield pytest.param(*row, id=row[0], marks=marks)
+
+
+@pytest.mark.parametrize("row_id, template, expected", _params())
 def test_bad_input_is_one_line_and_exit_2(row_id, template, expected, bad, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(_argv(template, bad))
