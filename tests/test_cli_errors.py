@@ -243,7 +243,7 @@ def _params():
         yield pytest.param(*row, id=row[0], marks=marks)
 
 
-@pytest.mark.parametrize("row_id, template, expected", _params())
+@pytest.mark.parametrize("row_id, template, expected", list(_params()))
 def test_bad_input_is_one_line_and_exit_2(row_id, template, expected, bad, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(_argv(template, bad))
