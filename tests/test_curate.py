@@ -231,7 +231,7 @@ def _scale_recipe(tmp_path, pool_file, **executor):
     return build_curate_recipe(
         {
             "seed": 3,
-            "executor": {"kind": "local", **executor},
+            "executor": {"kind": "local"} | executor,
             "pool": {
                 "sources": [
                     {"name": "syn", "path": str(pool_file)},
@@ -311,7 +311,8 @@ import sys
 from pathlib import Path
 from tests.test_curate import _curate_part1, _scale_recipe
 pool, run_dir = Path(sys.argv[1]), Path(sys.argv[2])
-_curate_part1(_scale_recipe(run_dir.parent, pool, shard_rows=1000, batch_rows=250), run_dir, None)
+executor = {"kind": "ray", "num_cpus": 2} if sys.argv[3:] == ["ray"] else {}
+_curate_part1(_scale_recipe(run_dir.parent, pool, shard_rows=1000, batch_rows=250, **executor), run_dir, None)
 """
 
 
@@ -340,3 +341,22 @@ def test_kill_9_during_dedup_then_rerun_redoes_only_unfinished_shards(shared_dat
     assert len(after) == total
     assert {name: after[name] for name in finished} == finished  # finished shards were not redone
     assert _stage_outputs(tmp_path / "run") == _stage_outputs(tmp_path / "ref")
+
+
+@pytest.mark.slow  # starts a 2-worker Ray cluster (no model, no server)
+@pytest.mark.timeout(1800)
+def test_ray_data_executor_on_2_workers_equals_local_on_20k_rows(shared_data, tmp_path):
+    from limo.streaming.synthetic import write_pool
+
+    pool_file = write_pool(tmp_path / "pool.jsonl", 20_000, seed=4)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-c", _PART1_SCRIPT, str(pool_file)]
+    subprocess.run([*cmd, str(tmp_path / "local")], check=True, env=env, cwd=REPO_ROOT, timeout=900)
+    subprocess.run([*cmd, str(tmp_path / "ray"), "ray"], check=True, env=env, cwd=REPO_ROOT, timeout=1500)
+    local, ray = _stage_outputs(tmp_path / "local"), _stage_outputs(tmp_path / "ray")
+    assert len(local["02_dedup"][1]) > 1000 and len(local["03_decontaminate"][1]) > 0
+    assert ray == local
+    # the map passes really ran on a 2-CPU Ray cluster
+    for stage in ("02_dedup", "03_decontaminate"):
+        assert json.loads((tmp_path / "ray" / stage / "stats.json").read_text())["executor"]["cpus"] == 2
+        assert json.loads((tmp_path / "local" / stage / "stats.json").read_text())["executor"] == {"kind": "local"}

@@ -311,5 +311,10 @@ def run(source, cfg: Config, ctx: StageContext) -> StageResult:
     rows_out, reasons = finalize(ctx.stage_dir, infos)
     report = write_report(ctx.stage_dir, benches, hits, cfg)
     summary = {name: e["matched_pool_rows"] for name, e in report["benchmarks"].items() if e["matched_pool_rows"]}
-    stats = {"benchmarks": len(benches), "boilerplate_ngrams": boilerplate, "matched_pool_rows_by_benchmark": summary}
+    stats = {
+        "benchmarks": len(benches),
+        "boilerplate_ngrams": boilerplate,
+        "matched_pool_rows_by_benchmark": summary,
+        "executor": executor.describe(),
+    }
     return StageResult.from_files(ctx.stage_dir, rows_out, reasons, stats)

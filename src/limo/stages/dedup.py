@@ -204,5 +204,5 @@ def run(source, cfg: Config, ctx: StageContext) -> StageResult:
         source, ctx.stage_dir, split, executor.cfg.shard_rows, executor.cfg.batch_rows, fresh=not ctx.resumable
     )
     rows_out, reasons = finalize(ctx.stage_dir, infos)
-    stats = {"threshold": cfg.threshold, "num_perm": cfg.num_perm, "bands": cfg.bands}
+    stats = {"threshold": cfg.threshold, "num_perm": cfg.num_perm, "bands": cfg.bands, "executor": executor.describe()}
     return StageResult.from_files(ctx.stage_dir, rows_out, reasons, stats)

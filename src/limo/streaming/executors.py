@@ -49,6 +49,9 @@ class LocalExecutor:
     def __init__(self, cfg: ExecutorConfig | None = None):
         self.cfg = cfg or ExecutorConfig()
 
+    def describe(self) -> dict:
+        return {"kind": "local"}
+
     def map(self, source: TableSource, fn: BatchFn, out_dir: Path, resumable: bool) -> list[Path]:
         out_dir.mkdir(parents=True, exist_ok=True)
         if not resumable:
@@ -81,6 +84,13 @@ class RayExecutor:
                     log_to_driver=False,
                     runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}},
                 )
+
+    def describe(self) -> dict:
+        """What the stage ran on (recorded in its stats.json)."""
+        import ray
+
+        resources = ray.cluster_resources()
+        return {"kind": "ray", "nodes": len(ray.nodes()), "cpus": resources.get("CPU", 0)}
 
     def map(self, source: TableSource, fn: BatchFn, out_dir: Path, resumable: bool) -> list[Path]:
         import ray
