@@ -299,43 +299,6 @@ def test_existing_outputs_are_named_before_they_are_replaced(bad, capsys):
     assert f"{bad['dir']} has files from an earlier run" in capsys.readouterr().err
 
 
-class _FaultyServer:
-    """A scripted OpenAI-compatible server whose replies have a wrong type in one field."""
-
-    def __init__(self, content, usage):
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-        from threading import Thread
-
-        reply = {
-            "id": "x",
-            "object": "chat.completion",
-            "model": "m",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-            "usage": usage,
-        }
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                return
-
-            def do_POST(self):  # noqa: N802
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                body = json.dumps(reply).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.mark.parametrize(
     "content, usage, expected",
     [
@@ -345,13 +308,12 @@ class _FaultyServer:
     ids=["usage-not-a-number", "integer-chat-content"],
 )
 def test_a_bad_server_reply_is_one_line_and_exit_2(bad, capsys, content, usage, expected):
-    server = _FaultyServer(content, usage)
-    try:
-        argv = _argv("generate -i {prompts} -o {tmp}/o.jsonl --engine openai --model m --max-retries 0", bad)
+    from scripted_openai import ScriptedOpenAI, chat_reply
+
+    argv = _argv("generate -i {prompts} -o {tmp}/o.jsonl --engine openai --model m --max-retries 0", bad)
+    with ScriptedOpenAI(lambda request: chat_reply(content, usage)) as server:
         with pytest.raises(SystemExit) as exit_info:
-            main([*argv, "--base-url", server.url, "--cache", str(bad["tmp"] / "c.sqlite")])
-    finally:
-        server.close()
+            main([*argv, "--base-url", server.base_url, "--cache", str(bad["tmp"] / "c.sqlite")])
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert exit_info.value.code == 2 and len(lines) == 1 and lines[0].startswith("error: ")
     assert expected in lines[0]

@@ -3,14 +3,13 @@ scripted OpenAI-compatible server (prompt, parse, blend, saved replies)."""
 
 import json
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from helpers_curation2 import as_dataset, context  # noqa: E402
+from scripted_openai import ScriptedOpenAI, chat_reply  # noqa: E402
 
 from limo.config import build  # noqa: E402
 from limo.errors import LimoError  # noqa: E402
@@ -124,61 +123,19 @@ def test_config_validation():
         build(score.Config, {"length_words": [300, 40, 8000]}, "score")
 
 
-class ScriptedJudge:
+class ScriptedJudge(ScriptedOpenAI):
     """A real OpenAI-compatible chat-completions server on 127.0.0.1 that answers with fixed replies: each request
     gets the reply of the first marker found in its prompt (else `default`). It records every prompt it saw."""
 
     def __init__(self, replies: dict[str, str], default: str = "No comment."):
         self.replies, self.default, self.prompts = replies, default, []
-        judge = self
+        super().__init__(self._reply, model="scripted-judge")
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, payload: dict) -> None:
-                body = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self):
-                self._send({"object": "list", "data": [{"id": "scripted-judge", "object": "model"}]})
-
-            def do_POST(self):
-                request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                prompt = "\n".join(m["content"] for m in request["messages"])
-                judge.prompts.append(prompt)
-                reply = next((r for marker, r in judge.replies.items() if marker in prompt), judge.default)
-                self._send(
-                    {
-                        "id": f"chatcmpl-{len(judge.prompts)}",
-                        "object": "chat.completion",
-                        "model": "scripted-judge",
-                        "choices": [
-                            {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
-                        ],
-                        "usage": {"prompt_tokens": 50, "completion_tokens": 9, "total_tokens": 59},
-                    }
-                )
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+    def _reply(self, request: dict) -> dict:
+        prompt = "\n".join(m["content"] for m in request["messages"])
+        self.prompts.append(prompt)
+        reply = next((r for marker, r in self.replies.items() if marker in prompt), self.default)
+        return chat_reply(reply, {"prompt_tokens": 50, "completion_tokens": 9, "total_tokens": 59}, "scripted-judge")
 
 
 def judge_config(base_url: str, **extra) -> score.Config:
