@@ -99,7 +99,7 @@ def library_versions(*names: str) -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for name in ("limo", *names):
+    for name in sorted({"limo", *names}):
         try:
             out[name] = version(name)
         except PackageNotFoundError:

@@ -66,7 +66,13 @@ def completion_from_row(blob: str, producer: str | None) -> Completion:
 
 def completion_row(key: str, model: str, c: Completion) -> tuple:
     blob = {k: v for k, v in c.to_dict().items() if k != "producer"}
-    return (key, model, json.dumps(blob, ensure_ascii=False), time.time(), json.dumps(c.producer, sort_keys=True))
+    return (
+        key,
+        model,
+        json.dumps(blob, ensure_ascii=False),
+        time.time(),
+        json.dumps(c.producer, ensure_ascii=False),
+    )  # key order kept: reads back equal
 
 
 class GenerationCache:
