@@ -86,3 +86,29 @@ def test_limo_eval_end_to_end(tmp_path, shared_data):
     cmp = compare_runs([out, out], tmp_path / "cmp")
     assert cmp["benchmarks"]["math500"]["paired"][0]["diff"] == 0.0
     assert cmp["benchmarks"]["math500"]["paired"][0]["p_value"] == 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_limo_v3_protocol_per_benchmark_on_the_embedded_model(tmp_path, shared_data):
+    """Issue 13 acceptance: one run, aime24 sampled as v3 says (4 at T=0.6), math500 greedy; generation count."""
+    from limo.cli import app
+
+    out = tmp_path / "v3"
+    args = ["eval", "--protocol", "limo-v3", "--benchmarks", "aime24,math500", "--limit", "2", "--max-tokens", "24",
+            "--out", str(out), "--cache", str(tmp_path / "gen.sqlite")]  # fmt: skip
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    results = json.loads((out / "results.json").read_text())
+    aime, math = results["benchmarks"]["aime24"], results["benchmarks"]["math500"]
+    assert (aime["protocol"]["n"], aime["protocol"]["temperature"], aime["protocol"]["metric"]) == (
+        4, 0.6, "unbiased-pass@1"
+    )  # fmt: skip
+    assert (math["protocol"]["n"], math["protocol"]["temperature"], math["protocol"]["metric"]) == (1, 0.0, "pass@1")
+    assert aime["protocol"]["grading"] == math["protocol"]["grading"] == "boxed"
+    assert aime["protocol"]["max_tokens"] == 24 and aime["protocol"]["overrides"] == {"max_tokens_cap": 24}
+    assert aime["samples"] == 8 and math["samples"] == 2 and results["generation"]["generated"] == 10
+    samples = [json.loads(line) for line in (out / "samples.jsonl").open()]
+    assert len(samples) == 10 and all(s["rule"] == "boxed" for s in samples)
+    assert aime["score"]["metric"] == "avg@4"
+    assert sum(p["samples"] for p in results["producers"]["producers"]) == 10

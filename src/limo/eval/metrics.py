@@ -3,10 +3,12 @@
     from limo.eval.metrics import pass_at_k, maj_at_k, bootstrap_ci, wilson_ci
     pass_at_k(n=16, c=3, k=4)         # 1 - C(13,4)/C(16,4)
 
-Confidence intervals (documented choice):
-- greedy pass@1 (one binary outcome per problem): the Wilson score interval, 95%;
-- everything else (avg@n, pass@k, maj@k: a score in [0, 1] per problem): a percentile bootstrap over problems,
-  2000 resamples, seeded (default seed 0), so the same samples always give the same interval.
+Confidence intervals (documented choice), both from scipy.stats:
+- greedy pass@1 (one binary outcome per problem): the Wilson score interval, 95%
+  (`binomtest(k, n).proportion_ci(method="wilson")`);
+- everything else (avg@n, pass@k, maj@k: a score in [0, 1] per problem): a percentile bootstrap over problems
+  (`scipy.stats.bootstrap(method="percentile")`), 2000 resamples, seeded (default seed 0), so the same samples
+  always give the same interval.
 """
 
 from __future__ import annotations
@@ -15,8 +17,6 @@ import math
 from collections.abc import Sequence
 
 from limo.grading import normalize
-
-Z95 = 1.959963984540054
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -68,31 +68,33 @@ def mean(xs: Sequence[float]) -> float:
     return sum(xs) / len(xs) if xs else 0.0
 
 
-def wilson_ci(successes: int, total: int, z: float = Z95) -> tuple[float, float]:
-    """95% Wilson score interval for a binomial proportion."""
+def wilson_ci(successes: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
+    """95% Wilson score interval for a binomial proportion (scipy.stats)."""
+    from scipy.stats import binomtest
+
     if total == 0:
         return (0.0, 0.0)
-    p = successes / total
-    denom = 1 + z * z / total
-    centre = (p + z * z / (2 * total)) / denom
-    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    ci = binomtest(int(successes), int(total)).proportion_ci(confidence_level=confidence, method="wilson")
+    return (max(0.0, float(ci.low)), min(1.0, float(ci.high)))
 
 
 def bootstrap_ci(
     scores: Sequence[float], resamples: int = 2000, seed: int = 0, alpha: float = 0.05
 ) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean of per-problem scores (resampling problems), seeded."""
+    """Percentile bootstrap CI of the mean of per-problem scores (resampling problems), seeded (scipy.stats)."""
     import numpy as np
+    from scipy.stats import bootstrap
 
     x = np.asarray(scores, dtype=float)
     if len(x) == 0:
         return (0.0, 0.0)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(x), size=(resamples, len(x)))
-    means = x[idx].mean(axis=1)
-    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    return (float(lo), float(hi))
+    if len(x) == 1 or np.all(x == x[0]):
+        return (float(x[0]), float(x[0]))  # every resample has the same mean
+    res = bootstrap(
+        (x,), np.mean, n_resamples=resamples, confidence_level=1 - alpha, method="percentile",
+        rng=np.random.default_rng(seed), vectorized=True,
+    )  # fmt: skip
+    return (float(res.confidence_interval.low), float(res.confidence_interval.high))
 
 
 def percentile(xs: Sequence[float], q: float) -> float:
