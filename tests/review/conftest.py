@@ -174,3 +174,25 @@ def browser() -> Iterator[Browser]:
             yield state
         finally:
             chromium.close()
+
+
+@pytest.fixture
+def open_review(browser):
+    """open_review(run, reviewer) -> (server, page): `limo review`'s server on the run, its page loaded in Chromium
+    with the problem list shown; the server stops after the test."""
+    from limo.review.server import make_server, start_in_thread
+
+    servers = []
+
+    def open_page(run: Path, reviewer: str):
+        server = make_server(run, port=0, reviewer=reviewer)
+        start_in_thread(server)
+        servers.append(server)
+        browser.page.goto(server.url)
+        browser.page.wait_for_selector("tr[data-id]")
+        return server, browser.page
+
+    yield open_page
+    for server in servers:
+        server.shutdown()
+        server.server_close()

@@ -18,7 +18,6 @@ import yaml
 
 from limo.paths import REPO_ROOT
 from limo.review.decisions import decisions_path, load_decisions
-from limo.review.server import make_server, start_in_thread
 
 LIMO = [sys.executable, "-m", "limo.cli"]
 RECIPE = {
@@ -45,7 +44,7 @@ def exported_ids(run: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_decisions_override_select_on_the_next_curate(tmp_path, browser, artifacts):
+def test_decisions_override_select_on_the_next_curate(tmp_path, browser, open_review, artifacts):
     recipe, run = tmp_path / "recipe.yaml", tmp_path / "run"
     recipe.write_text(yaml.safe_dump(RECIPE))
     curate(recipe, run)
@@ -55,37 +54,29 @@ def test_decisions_override_select_on_the_next_curate(tmp_path, browser, artifac
     left_out = next(r for r in dropped if r["drop_reason"] == "over_target_size")
     assert left_out["id"] not in before
 
-    server = make_server(run, port=0, reviewer="curate-test")
-    start_in_thread(server)
-    page = browser.page
-    try:
-        # filter the list (subject + search), open the left-out problem, accept its candidate with the keyboard
-        page.goto(server.url)
-        page.wait_for_selector("tr[data-id]")
-        assert page.inner_text("#progress-text") == "0 / 10 reviewed"
-        page.select_option("#f-subject", left_out["subject"])
-        page.keyboard.press("/")
-        page.keyboard.type(left_out["id"])
-        page.keyboard.press("Escape")
-        assert page.locator("tr[data-id]").count() == 1
-        page.keyboard.press("Enter")
-        page.wait_for_selector("#cand-1")
-        assert page.get_attribute("#cand-1", "data-candidate") == left_out["candidate_id"]
-        page.keyboard.press("1")
-        page.wait_for_selector("#cand-1.accepted")
-        page.reload()
-        page.wait_for_selector("#cand-1.accepted")  # still there after a reload
-        page.screenshot(path=str(artifacts / "review-curate.png"))
-        # reject a problem select had kept
-        page.goto(server.url + "#/p/" + quote(before[0], safe=""))
-        page.wait_for_selector(f'#cand-1[data-candidate^="{before[0]}#"]')
-        page.keyboard.press("x")
-        page.wait_for_selector("#decision.reject")
-        assert page.inner_text("#progress-text") == "2 / 10 reviewed"
-        assert browser.errors == []
-    finally:
-        server.shutdown()
-        server.server_close()
+    server, page = open_review(run, "curate-test")
+    # filter the list (subject + search), open the left-out problem, accept its candidate with the keyboard
+    assert page.inner_text("#progress-text") == "0 / 10 reviewed"
+    page.select_option("#f-subject", left_out["subject"])
+    page.keyboard.press("/")
+    page.keyboard.type(left_out["id"])
+    page.keyboard.press("Escape")
+    assert page.locator("tr[data-id]").count() == 1
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#cand-1")
+    assert page.get_attribute("#cand-1", "data-candidate") == left_out["candidate_id"]
+    page.keyboard.press("1")
+    page.wait_for_selector("#cand-1.accepted")
+    page.reload()
+    page.wait_for_selector("#cand-1.accepted")  # still there after a reload
+    page.screenshot(path=str(artifacts / "review-curate.png"))
+    # reject a problem select had kept
+    page.goto(server.url + "#/p/" + quote(before[0], safe=""))
+    page.wait_for_selector(f'#cand-1[data-candidate^="{before[0]}#"]')
+    page.keyboard.press("x")
+    page.wait_for_selector("#decision.reject")
+    assert page.inner_text("#progress-text") == "2 / 10 reviewed"
+    assert browser.errors == []
     assert browser.outside_requests("127.0.0.1") == []
 
     curate(recipe, run)  # the changed decisions file reruns select and export

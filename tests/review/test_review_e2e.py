@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from limo.review.decisions import decisions_path, load_decisions
-from limo.review.server import make_server, start_in_thread
 
 PROBLEM = "test/intermediate_algebra/1994.json"
 REJECT = "test/algebra/2584.json"
@@ -51,7 +50,7 @@ def exported_pick(export_dir: Path, problem_id: str) -> tuple[str, str]:
     return cids[0], assistant[0]
 
 
-def test_review_in_chromium(review_run, browser, artifacts):
+def test_review_in_chromium(review_run, browser, open_review, artifacts):
     from limo.review.data import load_review_data
 
     candidates = load_review_data(review_run).candidates[PROBLEM]
@@ -61,65 +60,57 @@ def test_review_in_chromium(review_run, browser, artifacts):
     # without a decision, select keeps the best-scored candidate
     assert exported_pick(rerun_select_export(review_run), PROBLEM)[0] == best["candidate_id"]
 
-    server = make_server(review_run, port=0, reviewer="e2e")
-    start_in_thread(server)
-    page = browser.page
-    try:
-        # 1. open the run
-        page.goto(server.url)
-        page.wait_for_selector("tr[data-id]")
-        assert page.locator("tr[data-id]").count() == 4
-        assert page.inner_text("#progress-text") == "0 / 4 reviewed"
+    server, page = open_review(review_run, "e2e")
+    # 1. open the run
+    assert page.locator("tr[data-id]").count() == 4
+    assert page.inner_text("#progress-text") == "0 / 4 reviewed"
 
-        # 2. filter the list: subject, then "not reviewed"
-        page.select_option("#f-subject", "Intermediate Algebra")
-        page.select_option("#f-reviewed", "no")
-        assert page.locator("tr[data-id]").count() == 1
-        assert page.inner_text("#shown") == "1 of 4 shown"
-        assert page.get_attribute("tr[data-id]", "data-id") == PROBLEM
-        assert "subject=Intermediate+Algebra" in page.url
+    # 2. filter the list: subject, then "not reviewed"
+    page.select_option("#f-subject", "Intermediate Algebra")
+    page.select_option("#f-reviewed", "no")
+    assert page.locator("tr[data-id]").count() == 1
+    assert page.inner_text("#shown") == "1 of 4 shown"
+    assert page.get_attribute("tr[data-id]", "data-id") == PROBLEM
+    assert "subject=Intermediate+Algebra" in page.url
 
-        # 3. open it and accept candidate 2 with the keyboard
-        page.keyboard.press("Enter")
-        page.wait_for_selector(".cand")
-        assert page.locator(".cand").count() == len(candidates)
-        assert page.locator(".katex").count() > 0  # LaTeX rendered by the bundled KaTeX
-        assert page.locator(".resp mark.hl").count() > 0  # feature evidence highlighted
-        page.keyboard.press("2")
-        page.wait_for_selector("#cand-2.accepted")
-        assert load_decisions(decisions_path(review_run))[PROBLEM].candidate_id == second["candidate_id"]
+    # 3. open it and accept candidate 2 with the keyboard
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".cand")
+    assert page.locator(".cand").count() == len(candidates)
+    assert page.locator(".katex").count() > 0  # LaTeX rendered by the bundled KaTeX
+    assert page.locator(".resp mark.hl").count() > 0  # feature evidence highlighted
+    page.keyboard.press("2")
+    page.wait_for_selector("#cand-2.accepted")
+    assert load_decisions(decisions_path(review_run))[PROBLEM].candidate_id == second["candidate_id"]
 
-        # 4. reload: the decision is still there
-        page.reload()
-        page.wait_for_selector("#cand-2.accepted")
-        assert page.locator(".cand.accepted").count() == 1
-        assert "accepted #2" in page.inner_text("#decision")
-        assert page.inner_text("#progress-text") == "1 / 4 reviewed"
-        page.screenshot(path=str(artifacts / "review.png"))
-        page.keyboard.press("g")
-        page.wait_for_selector("table.problems")
-        assert page.locator("tr[data-id]").count() == 0  # filter "not reviewed" now hides it
-        assert page.inner_text("#shown") == "0 of 4 shown"
-        page.select_option("#f-reviewed", "accepted")
-        assert "accepted #2" in page.inner_text(f'tr[data-id="{PROBLEM}"]')
-        page.screenshot(path=str(artifacts / "review-list.png"))
+    # 4. reload: the decision is still there
+    page.reload()
+    page.wait_for_selector("#cand-2.accepted")
+    assert page.locator(".cand.accepted").count() == 1
+    assert "accepted #2" in page.inner_text("#decision")
+    assert page.inner_text("#progress-text") == "1 / 4 reviewed"
+    page.screenshot(path=str(artifacts / "review.png"))
+    page.keyboard.press("g")
+    page.wait_for_selector("table.problems")
+    assert page.locator("tr[data-id]").count() == 0  # filter "not reviewed" now hides it
+    assert page.inner_text("#shown") == "0 of 4 shown"
+    page.select_option("#f-reviewed", "accepted")
+    assert "accepted #2" in page.inner_text(f'tr[data-id="{PROBLEM}"]')
+    page.screenshot(path=str(artifacts / "review-list.png"))
 
-        # reject another problem with x and annotate it with n
-        page.goto(server.url + "#/?subject=Algebra")
-        page.wait_for_selector(f'tr[data-id="{REJECT}"]')
-        page.keyboard.press("Enter")
-        page.wait_for_selector(".cand")
-        page.keyboard.press("x")
-        page.wait_for_selector("#decision.reject")
-        page.keyboard.press("n")
-        page.keyboard.type("both candidates skip the domain check")
-        page.keyboard.press("Control+Enter")
-        page.wait_for_selector("ul.notes li")
-        assert "2 / 4 reviewed" == page.inner_text("#progress-text")
-        assert browser.errors == []
-    finally:
-        server.shutdown()
-        server.server_close()
+    # reject another problem with x and annotate it with n
+    page.goto(server.url + "#/?subject=Algebra")
+    page.wait_for_selector(f'tr[data-id="{REJECT}"]')
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".cand")
+    page.keyboard.press("x")
+    page.wait_for_selector("#decision.reject")
+    page.keyboard.press("n")
+    page.keyboard.type("both candidates skip the domain check")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("ul.notes li")
+    assert "2 / 4 reviewed" == page.inner_text("#progress-text")
+    assert browser.errors == []
 
     # 5. rerun select + export: the human choice is in the dataset
     export_dir = rerun_select_export(review_run)

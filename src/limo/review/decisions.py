@@ -23,7 +23,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +53,8 @@ class DecisionLine:
     line: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "problem_id": self.problem_id,
-            "action": self.action,
-            "candidate_id": self.candidate_id,
-            "note": self.note,
-            "reviewer": self.reviewer,
-            "ts": self.ts,
-        }
+        """The line as written to the file (the contract's fields; not where it was read from)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("path", "line")}
 
 
 @dataclass
@@ -91,14 +85,7 @@ class Decision:
         return self.action in ("accept", "reject")
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "problem_id": self.problem_id,
-            "action": self.action,
-            "candidate_id": self.candidate_id,
-            "reviewer": self.reviewer,
-            "ts": self.ts,
-            "notes": [{"text": n.text, "reviewer": n.reviewer, "ts": n.ts} for n in self.notes],
-        }
+        return asdict(self)
 
 
 @dataclass
