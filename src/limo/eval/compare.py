@@ -51,8 +51,8 @@ def sign_flip_pvalue(diffs: list[float], permutations: int = PERMUTATIONS, seed:
     from scipy.stats import permutation_test
 
     d = np.asarray([x for x in diffs if x != 0.0], dtype=float)  # zero differences do not change under flips
-    if len(d) == 0:
-        return 1.0
+    if len(d) <= 1:
+        return 1.0  # one difference: both signs give the same |sum|
     res = permutation_test(
         (d,), np.sum, permutation_type="samples", alternative="two-sided", n_resamples=permutations,
         rng=np.random.default_rng(seed), vectorized=True,
