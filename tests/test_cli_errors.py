@@ -15,14 +15,10 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from limo.cli import main
 from limo.paths import REPO_ROOT
-
-DEMO = str(REPO_ROOT / "recipes" / "demo.yaml")
-TRAIN_RECIPE = str(REPO_ROOT / "recipes" / "smollm2-135m-cpu.yaml")
-POOL_SOURCE = 'pool.sources=[{{"name":"d","path":"{%s}"}}]'  # no spaces: the table splits argv on spaces
-GRID = str(REPO_ROOT / "recipes" / "ablations" / "quality-v3.yaml")
 
 
 def _closed_port() -> int:
@@ -69,134 +65,18 @@ def bad(tmp_path):
     # root writes through file modes; /proc/self is not writable even for root
     paths["ro"] = ro if os.geteuid() != 0 else "/proc/self"
     paths["port"] = _closed_port()
+    paths["demo"] = REPO_ROOT / "recipes" / "demo.yaml"
+    paths["train_recipe"] = REPO_ROOT / "recipes" / "smollm2-135m-cpu.yaml"
+    paths["grid"] = REPO_ROOT / "recipes" / "ablations" / "quality-v3.yaml"
+    for name in ("binary", "missing"):  # no spaces: the table splits argv on spaces
+        paths[f"pool_{name}"] = json.dumps([{"name": "d", "path": str(paths[name])}], separators=(",", ":"))
+        paths[f"pool_{name}"] = f"pool.sources={paths[f'pool_{name}']}"
     yield paths
     ro.chmod(0o755)
 
 
-# (row id, argv with {placeholders}, text the one line must contain)
-ROWS = [
-    # generate
-    ("generate-missing", "generate -i {missing} -o {tmp}/o.jsonl", "missing.jsonl: input file not found"),
-    ("generate-dir-input", "generate -i {dir} -o {tmp}/o.jsonl", "adir: is a directory"),
-    ("generate-binary", "generate -i {binary} -o {tmp}/o.jsonl", "binary.jsonl, line 1: not UTF-8"),
-    ("generate-latin1", "generate -i {latin1} -o {tmp}/o.jsonl", "latin1.jsonl, line 1: not UTF-8"),
-    ("generate-malformed", "generate -i {malformed} -o {tmp}/o.jsonl", "malformed.jsonl, line 2: malformed JSON"),
-    ("generate-int-content", "generate -i {int_content} -o {tmp}/o.jsonl", "line 1, field 'messages'"),
-    ("generate-out-dir", "generate -i {prompts} -o {dir}", "adir: is a directory"),
-    ("generate-out-readonly", "generate -i {prompts} -o {ro}/o.jsonl", "not writable"),
-    ("generate-out-under-file", "generate -i {prompts} -o {in_file}", "is a file, not a directory"),
-    ("generate-engine", "generate -i {prompts} -o {tmp}/o.jsonl --engine foo", "'--engine': unknown engine 'foo'"),
-    ("generate-n", "generate -i {prompts} -o {tmp}/o.jsonl --n 0", "'--n': must be >= 1"),
-    ("generate-max-tokens", "generate -i {prompts} -o {tmp}/o.jsonl --max-tokens 0", "'--max-tokens': must be >= 1"),
-    ("generate-temperature", "generate -i {prompts} -o {tmp}/o.jsonl --temperature -1", "'--temperature'"),
-    ("generate-top-p", "generate -i {prompts} -o {tmp}/o.jsonl --top-p 2", "'--top-p': must be in (0, 1]"),
-    ("generate-batch-size", "generate -i {prompts} -o {tmp}/o.jsonl --batch-size 0", "'--batch-size'"),
-    ("generate-timeout", "generate -i {prompts} -o {tmp}/o.jsonl --timeout 0", "'--timeout': must be > 0"),
-    ("generate-not-a-number", "generate -i {prompts} -o {tmp}/o.jsonl --n two", "'--n'"),
-    ("generate-unknown-flag", "generate -i {prompts} -o {tmp}/o.jsonl --bogus", "No such option: --bogus"),
-    ("generate-corrupt-cache", "generate -i {prompts} -o {tmp}/o.jsonl --cache {corrupt_cache}", "corrupt.sqlite"),
-    (
-        "generate-unreachable-server",
-        "generate -i {prompts} -o {tmp}/o.jsonl --engine openai --base-url http://127.0.0.1:{port}/v1 "
-        "--max-retries 0 --timeout 5 --cache {tmp}/c.sqlite",
-        "127.0.0.1:{port}",
-    ),
-    # grade
-    ("grade-missing", "grade {missing}", "missing.jsonl: input file not found"),
-    ("grade-dir-input", "grade {dir}", "adir: is a directory"),
-    ("grade-binary", "grade {binary}", "binary.jsonl, line 1: not UTF-8"),
-    ("grade-nul", "grade {nul}", "nul.jsonl, line 1: binary data"),
-    ("grade-bad-parquet", "grade {bad_parquet}", "bad.parquet: not a readable Parquet file"),
-    ("grade-latin1", "grade {latin1}", "latin1.jsonl, line 1: not UTF-8"),
-    ("grade-malformed", "grade {malformed}", "malformed.jsonl, line 2: malformed JSON"),
-    ("grade-out-dir", "grade {graded} -o {dir}", "adir: is a directory"),
-    ("grade-out-readonly", "grade {graded} -o {ro}/o.jsonl", "not writable"),
-    ("grade-workers", "grade {graded} --workers 0", "'--workers': must be >= 1"),
-    ("grade-timeout", "grade {graded} --timeout 0", "'--timeout': must be > 0"),
-    ("grade-missing-field", "grade {prompts}", "prompts.jsonl, line 1, field 'response': missing field"),
-    # eval
-    ("eval-engine", "eval -o {tmp}/e --engine foo", "'--engine': unknown engine 'foo'"),
-    ("eval-n", "eval -o {tmp}/e --n 0", "'--n': must be >= 1"),
-    ("eval-max-tokens", "eval -o {tmp}/e --max-tokens 0", "'--max-tokens': must be >= 1"),
-    ("eval-limit", "eval -o {tmp}/e --limit -1", "'--limit': must be >= 1"),
-    ("eval-temperature", "eval -o {tmp}/e --temperature -1", "'--temperature': must be >= 0"),
-    ("eval-top-p", "eval -o {tmp}/e --top-p 2", "'--top-p': must be in (0, 1]"),
-    ("eval-batch-size", "eval -o {tmp}/e --batch-size 0", "'--batch-size': must be >= 1"),
-    ("eval-grade-timeout", "eval -o {tmp}/e --grade-timeout 0", "'--grade-timeout': must be > 0"),
-    ("eval-out-is-file", "eval -o {file}", "a_file.txt: is a file"),
-    ("eval-out-readonly", "eval -o {ro}/e", "not writable"),
-    ("eval-benchmark-missing", "eval -o {tmp}/e --benchmark {missing}", "missing.jsonl"),
-    ("eval-benchmark-binary", "eval -o {tmp}/e --benchmark {binary}", "binary.jsonl, line 1: not UTF-8"),
-    ("eval-benchmark-dir", "eval -o {tmp}/e --benchmark {dir}", "adir"),
-    ("eval-benchmark-bad-parquet", "eval -o {tmp}/e --benchmark {bad_parquet}", "bad.parquet"),
-    ("eval-protocol", "eval -o {tmp}/e --protocol nope", "nope"),
-    ("eval-benchmark-latin1", "eval -o {tmp}/e --benchmark {latin1}", "latin1.jsonl, line 1: not UTF-8"),
-    ("eval-benchmark-malformed", "eval -o {tmp}/e --benchmark {malformed}", "malformed.jsonl, line 2"),
-    ("eval-corrupt-cache", "eval -o {tmp}/e --limit 1 --max-tokens 8 --cache {corrupt_cache}", "corrupt.sqlite"),
-    (
-        "eval-unreachable-server",
-        "eval -o {tmp}/e --limit 1 --max-tokens 8 --engine openai --model m --base-url http://127.0.0.1:{port}/v1 "
-        "--cache {tmp}/c.sqlite",
-        "127.0.0.1:{port}",
-    ),
-    # compare
-    ("compare-empty-dirs", "compare {dir} {dir}", "adir"),
-    ("compare-missing", "compare {missing} {missing}", "missing.jsonl"),
-    ("compare-file", "compare {file} {file}", "a_file.txt"),
-    ("compare-out-is-file", "compare {dir} {dir} -o {file}", "a_file.txt: is a file"),
-    # curate
-    ("curate-missing", "curate {missing} -o {tmp}/r", "missing.jsonl: recipe not found"),
-    ("curate-dir", "curate {dir} -o {tmp}/r", "adir: is a directory"),
-    ("curate-binary", "curate {binary_yaml} -o {tmp}/r", "binary.yaml, line 1: recipe is not UTF-8"),
-    ("curate-bad-yaml", "curate {bad_yaml} -o {tmp}/r", "bad_yaml.yaml, line 3: invalid YAML"),
-    ("curate-bad-value", "curate {bad_recipe} -o {tmp}/r", "recipe.dedup.threshold: expected a number"),
-    ("curate-broken-set", "curate " + DEMO + " -o {tmp}/r --set x=[1,", "--set x=[1,: the value is not valid YAML"),
-    ("curate-set-unknown", "curate " + DEMO + " -o {tmp}/r --set dedup.nope=1", "recipe.dedup: unknown key"),
-    ("curate-no-pool", "curate " + TRAIN_RECIPE + " -o {tmp}/r", "needs a 'pool:' section"),
-    ("curate-pool-binary", "curate " + DEMO + " -o {tmp}/r --set " + POOL_SOURCE % "binary", "binary.jsonl, line 1"),
-    ("curate-pool-missing", "curate " + DEMO + " -o {tmp}/r --set " + POOL_SOURCE % "missing", "missing.jsonl"),
-    ("curate-out-is-file", "curate " + DEMO + " -o {file}", "a_file.txt: is a file"),
-    ("curate-out-readonly", "curate " + DEMO + " -o {ro}/r", "not writable"),
-    # train
-    ("train-missing", "train {missing} -o {tmp}/t", "missing.jsonl: recipe not found"),
-    ("train-dir", "train {dir} -o {tmp}/t", "adir: is a directory"),
-    ("train-binary", "train {binary_yaml} -o {tmp}/t", "recipe is not UTF-8"),
-    ("train-broken-set", "train " + TRAIN_RECIPE + " -o {tmp}/t --set x=[1,", "the value is not valid YAML"),
-    ("train-bad-value", "train " + TRAIN_RECIPE + " -o {tmp}/t --set cutoff=0", "train: cutoff must be >= 1"),
-    ("train-no-train", "train {bad_recipe} -o {tmp}/t", "bad_recipe.yaml"),
-    ("train-data-binary", "train " + TRAIN_RECIPE + " -o {tmp}/t --data {binary} --set max_steps=1", "binary.jsonl"),
-    ("train-data-dir", "train " + TRAIN_RECIPE + " -o {tmp}/t --data {dir} --set max_steps=1", "adir"),
-    ("train-out-is-file", "train " + TRAIN_RECIPE + " -o {file}", "a_file.txt: is a file"),
-    # run
-    ("run-missing", "run {missing} -o {tmp}/r", "recipe not found"),
-    ("run-dir", "run {dir} -o {tmp}/r", "adir: is a directory"),
-    ("run-broken-set", "run " + DEMO + " -o {tmp}/r --set x=[1,", "the value is not valid YAML"),
-    ("run-no-eval", "run " + DEMO + " -o {tmp}/r --set eval=null", "eval"),
-    ("run-out-is-file", "run " + DEMO + " -o {file}", "a_file.txt: is a file"),
-    # experiment
-    ("experiment-missing", "experiment {missing} -o {tmp}/x", "recipe not found"),
-    ("experiment-dir", "experiment {dir} -o {tmp}/x", "adir: is a directory"),
-    ("experiment-binary", "experiment {binary_yaml} -o {tmp}/x", "not UTF-8"),
-    ("experiment-broken-set", "experiment " + GRID + " -o {tmp}/x --set x=[1,", "the value is not valid YAML"),
-    ("experiment-out-is-file", "experiment " + GRID + " -o {file}", "a_file.txt: is a file"),
-    # review
-    ("review-port", "review {dir} --port 70000", "'--port': must be a port number"),
-    ("review-missing-run", "review {missing}", "missing.jsonl: run directory not found"),
-    ("review-file-run", "review {file}", "a_file.txt"),
-    ("review-merge-binary", "review merge {binary} -o {tmp}/m.jsonl", "binary.jsonl"),
-    ("review-merge-latin1", "review merge {latin1} -o {tmp}/m.jsonl", "latin1.jsonl, line 1"),
-    ("review-merge-dir", "review merge {dir} -o {tmp}/m.jsonl", "adir"),
-    ("review-merge-out-dir", "review merge {graded} -o {dir}", "adir: is a directory"),
-    ("review-merge-no-out", "review merge {graded}", "-o OUT.jsonl"),
-    # cache
-    ("cache-check-missing", "cache check {missing}", "missing.jsonl"),
-    ("cache-check-dir", "cache check {dir}", "adir"),
-    ("cache-check-binary", "cache check {binary}", "binary.jsonl"),
-    ("cache-repair-dir", "cache repair {dir}", "adir"),
-    # doctor
-    ("doctor-json-dir", "doctor --json {dir}", "adir: is a directory"),
-    ("doctor-json-readonly", "doctor --json {ro}/d.json", "not writable"),
-]
+# [row id, argv with {placeholders}, text the one error line must contain]: one row per command x class of bad input
+ROWS = [tuple(row) for row in yaml.safe_load((REPO_ROOT / "tests" / "data" / "cli_bad_inputs.yaml").read_text())]
 
 # rows whose command prints its normal output before it meets the bad input: the error is still one line, the last
 PRIOR_OUTPUT = {
