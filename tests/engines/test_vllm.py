@@ -257,3 +257,12 @@ def test_real_vllm_generates_with_dummy_weights(tmp_path):
     outs = engine.generate([CHAT, "x " * 600], SamplingParams(max_tokens=8))
     assert outs[0][0].finish_reason in ("stop", "length") and outs[1][0].error == "prompt_too_long"
     assert engine.cache.count() == 1
+
+
+def test_a_tokenizer_without_chat_template_is_a_clear_error(smollm2_tokenizer):
+    import copy
+
+    tok = copy.deepcopy(smollm2_tokenizer)
+    tok.chat_template = None
+    with pytest.raises(LimoError, match="cannot render chat messages.*pass string prompts"):
+        prompt_token_ids(tok, CHAT)

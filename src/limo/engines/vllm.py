@@ -103,10 +103,14 @@ def prompt_token_ids(tokenizer, prompt) -> list[int]:
     if isinstance(prompt, str):
         ids = list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
     else:
-        if not getattr(tokenizer, "chat_template", None):
-            raise LimoError("this model has no chat template; pass string prompts")
-        text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-        ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+        try:
+            rendered = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        except ValueError as e:  # transformers: no chat template set
+            raise LimoError(f"cannot render chat messages ({e}); pass string prompts instead") from e
+        if isinstance(rendered, str):
+            ids = list(tokenizer(rendered, add_special_tokens=False)["input_ids"])
+        else:  # tokenizers that always return ids (vllm's Mistral tokenizer) write their own BOS
+            ids = list(rendered)
     bos = getattr(tokenizer, "bos_token_id", None)
     if bos is not None and len(ids) >= 2 and ids[0] == bos and ids[1] == bos:
         ids = ids[1:]
