@@ -1,6 +1,7 @@
 """Helpers for engine tests: a REAL llama.cpp server (llama-cpp-python[server]) serving the embedded SmolLM2 GGUF,
 and a free-port finder. Imported by conftest.py and the test modules of this folder."""
 
+import os
 import socket
 import subprocess
 import sys
@@ -32,6 +33,10 @@ class LlamaServer:
 
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path("smollm2-135m"))]
         cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "2048"]
+        # llama-cpp-python 0.3.36 as `make setup` builds it on the 2-core dev box segfaults in llama_decode on any
+        # batch of more than one token (the server dies on its first chat request); one-token batches avoid it and
+        # only slow down reading the prompt. LIMO_LLAMA_N_BATCH overrides (e.g. 512 with a build that works).
+        cmd += ["--n_batch", os.environ.get("LIMO_LLAMA_N_BATCH", "1")]
         self.proc = subprocess.Popen(cmd, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
