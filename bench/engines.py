@@ -120,6 +120,9 @@ def start_llama_server(log: Path, threads: int) -> tuple[subprocess.Popen, str]:
     port = free_port()
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path("smollm2-135m"))]
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", str(threads)]
+    # the llama-cpp-python 0.3.36 build here segfaults on prompt batches of more than one token (see
+    # tests/engines/llama_helpers.py); LIMO_LLAMA_N_BATCH=512 restores the default with a build that works
+    cmd += ["--n_batch", os.environ.get("LIMO_LLAMA_N_BATCH", "1")]
     proc = subprocess.Popen(cmd, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
     for _ in range(480):
