@@ -210,3 +210,26 @@ def test_demo_pool_data_loads():
 
     rows = read_jsonl(RECIPES / "data" / "demo_pool.jsonl")
     assert rows and all(r.get("problem") for r in rows)
+
+
+@pytest.mark.slow
+def test_limo_eval_takes_a_recipe(tmp_path):
+    """`limo eval --recipe R --set eval.KEY=VALUE`: the recipe's eval: section, once parsed, runs (real model)."""
+    from limo.cli import main
+
+    recipe = _write(
+        tmp_path,
+        {
+            "eval": {
+                "benchmarks": [str(REPO_ROOT / "tests" / "data" / "tiny_bench.jsonl")],
+                "max_tokens": 8,
+                "limit": 3,
+                "engine": {"engine": "hf", "batch_size": 2},
+            }
+        },
+    )
+    out, cache = tmp_path / "ev", tmp_path / "gen.sqlite"
+    main(["eval", "-o", str(out), "--recipe", str(recipe), "--set", "eval.limit=1", "--cache", str(cache)])
+    results = json.loads((out / "results.json").read_text())
+    assert results["limit"] == 1  # the override, not the file's 3
+    assert cache.exists()  # --cache applies on top of the recipe

@@ -200,7 +200,10 @@ def grade(
 
 @app.command("eval")
 def eval_(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", "-o", help="output dir: results.json, samples.jsonl, results.md")],
+    recipe: Annotated[Path | None, typer.Option(help="take every setting from this recipe's eval: section")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="with --recipe: eval.KEY=VALUE (repeatable)")] = None,
     model: Annotated[str, typer.Option(help="alias, hub id, directory or .gguf")] = "smollm2-135m",
     engine: Annotated[str, typer.Option(help="hf | vllm | openai | ray")] = "hf",
     benchmarks: Annotated[str, typer.Option(help="comma-separated names or .jsonl/.parquet paths")] = "math500",
@@ -227,6 +230,11 @@ def eval_(
     from limo.engines import EngineConfig
     from limo.eval.run import EvalConfig, run_eval
 
+    if recipe is not None or set_:
+        from limo.entry import recipe_section
+
+        run_eval(recipe_section(ctx, recipe, set_, "eval", allowed=("out", "cache")), out)
+        return
     names = [b.strip() for b in benchmarks.split(",") if b.strip()] if not benchmark else []
     names += list(benchmark or [])
     cfg = EvalConfig(

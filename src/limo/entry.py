@@ -168,3 +168,29 @@ def _user_error(message: str, debug: bool) -> None:
         traceback.print_exc()
     console.print(f"[red]error:[/red] {escape(' '.join(message.split()))}", soft_wrap=True, highlight=False)
     sys.exit(2)
+
+
+def recipe_section(ctx: Any, recipe: Path | None, overrides: list[str] | None, section: str, allowed: tuple) -> Any:
+    """A command's settings from a recipe's section (`limo eval --recipe R.yaml --set eval.n=4`). Flags that would
+    set the same things are refused rather than silently ignored; `--cache` applies on top."""
+    import dataclasses
+
+    from limo.recipes import load_recipe
+
+    if recipe is None:
+        raise LimoError("--set needs --recipe (without a recipe, give the settings as flags)")
+    given = sorted(
+        f"--{name.replace('_', '-')}"
+        for name in ctx.params
+        if name not in (*allowed, "recipe", "set_") and ctx.get_parameter_source(name).name == "COMMANDLINE"
+    )
+    if given:
+        raise LimoError(
+            f"{recipe}: with --recipe the settings come from its '{section}:' section; change them with "
+            f"--set {section}.KEY=VALUE instead of {', '.join(given)}"
+        )
+    loaded = load_recipe(recipe, overrides)
+    loaded.need(section, command=ctx.info_name or section)
+    settings = getattr(loaded, section)
+    cache = ctx.params.get("cache")
+    return dataclasses.replace(settings, cache=str(cache)) if cache else settings

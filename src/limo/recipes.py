@@ -35,7 +35,8 @@ class Recipe:
         for section in sections:
             if getattr(self, section) is None:
                 key = "pool" if section == "curate" else section
-                raise LimoError(f"{self.path}: `limo {command}` needs a '{key}:' section")
+                article = "an" if key[0] in "aeiou" else "a"
+                raise LimoError(f"{self.path}: `limo {command}` needs {article} '{key}:' section")
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None, default_section: str | None = None) -> Recipe:
