@@ -164,6 +164,10 @@ def main() -> None:
         print("today", entry["today"], flush=True)
         subprocess.run(["rm", "-rf", str(run_dir)], check=True)
         rows.append(entry)
+        write_results(rows)  # after every size, so a long run leaves its finished sizes
+
+
+def write_results(rows: list[dict]) -> None:
     base = rows[0]
     for r in rows:
         r["streaming_time_vs_linear"] = round(
@@ -177,7 +181,7 @@ def main() -> None:
     }
     out = ROOT / "bench" / "results" / "scale.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    print(f"wrote {out}", flush=True)
 
 
 if __name__ == "__main__":

@@ -166,3 +166,20 @@ def test_source_needs_exactly_one_of_path_or_hf_id():
 
     with pytest.raises(LimoError, match="exactly one"):
         build(pool.Config, {"sources": [{"name": "x"}]}, "pool")
+
+
+def test_malformed_row_deep_in_a_big_file_names_file_and_line_or_is_dropped(shared_data, tmp_path):
+    """invalid_rows: error stops with the file and line; drop counts it (pool_file / pool_line) and keeps the rest."""
+    from limo.streaming.synthetic import write_pool
+
+    path = write_pool(tmp_path / "big.jsonl", 50_000, seed=5, bad_line=49_999)
+    source = [{"name": "big", "path": str(path)}]
+    with pytest.raises(InputError) as e:
+        pool.run(None, build(pool.Config, {"sources": source}, "pool"), _ctx(tmp_path))
+    assert str(e.value).startswith(f"{path}, line 49999: malformed JSON")
+    res = pool.run(None, build(pool.Config, {"sources": source, "invalid_rows": "drop"}, "pool"), _ctx(tmp_path))
+    bad = [r for r in res.dropped if r["drop_reason"] == "invalid_row"]
+    assert [(r["pool_file"], r["pool_line"]) for r in bad] == [(str(path), 49_999)]
+    assert res.stats["rows_read"] == 50_000 and len(res.kept) + len(res.dropped) == 50_000
+    with pytest.raises(ValueError, match="invalid_rows"):
+        pool.Config(sources=[pool.SourceConfig(name="x", path="x.jsonl")], invalid_rows="skip")
