@@ -266,3 +266,18 @@ def test_a_tokenizer_without_chat_template_is_a_clear_error(smollm2_tokenizer):
     tok.chat_template = None
     with pytest.raises(LimoError, match="cannot render chat messages.*pass string prompts"):
         prompt_token_ids(tok, CHAT)
+
+
+def test_vllm_finish_reasons_map_to_ours():
+    from limo.engines.vllm import completion_from_output
+
+    def output(reason: str):
+        sample = SimpleNamespace(text="42", token_ids=[1, 2], finish_reason=reason)
+        return SimpleNamespace(outputs=[sample], prompt_token_ids=[5, 6, 7])
+
+    assert completion_from_output(output("stop")).finish_reason == "stop"
+    assert completion_from_output(output("length")).finish_reason == "length"
+    assert completion_from_output(output("repetition")).finish_reason == "length"  # cut off by vllm's detector
+    aborted = completion_from_output(output("abort"))
+    assert (aborted.finish_reason, aborted.error, aborted.prompt_tokens) == ("error", "vllm_abort", 3)
+    assert completion_from_output(output("error")).error == "vllm_error"
