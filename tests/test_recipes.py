@@ -119,8 +119,10 @@ def test_recipe_sections_are_typed_and_optional(tmp_path):
     assert isinstance(full.curate, CurateRecipe) and full.curate.seed == 3
     assert isinstance(full.train, TrainConfig) and full.train.epochs == 2.0
     assert isinstance(full.eval, EvalConfig)
-    train_only = load_recipe(_write(tmp_path, {"train": {"epochs": 2}}), ["epochs=4"], default_section="train")
+    overrides = ["epochs=4", "seed=7", "train.cutoff=512"]
+    train_only = load_recipe(_write(tmp_path, {"train": {"epochs": 2}}), overrides, default_section="train")
     assert train_only.curate is None and train_only.eval is None and train_only.train.epochs == 4.0
+    assert (train_only.train.seed, train_only.train.cutoff, train_only.seed) == (7, 512, 0)
     assert train_only.name == "r"  # the file's stem when the recipe has no name
     with pytest.raises(LimoError, match=r"r.yaml: `limo curate` needs a 'pool:' section"):
         train_only.need("curate", command="curate")

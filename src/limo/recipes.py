@@ -42,13 +42,13 @@ class Recipe:
 def load_recipe(path: str | Path, overrides: list[str] | None = None, default_section: str | None = None) -> Recipe:
     """Parse a recipe file (plus `--set a.b=value` overrides) into a Recipe.
 
-    `default_section`: an override whose first key is not a top-level recipe key is read as `<section>.<key>`
-    (`limo train --set epochs=1` means `train.epochs=1`).
+    `default_section`: an override whose first key names no section is read as `<section>.<key>`
+    (`limo train --set epochs=1` means `train.epochs=1`, `--set seed=1` means `train.seed=1`).
     """
     data = load_yaml(path)
     overrides = list(overrides or [])
-    if default_section:
-        known = set(TOP_LEVEL_KEYS) | set(CURATE_KEYS)
+    if default_section:  # a key that names no section is the default section's (`seed=1` is train.seed there)
+        known = ({"train", "eval"} | set(CURATE_KEYS)) - {"seed"}
         overrides = [
             o if o.split("=", 1)[0].split(".")[0].strip() in known else f"{default_section}.{o}" for o in overrides
         ]
