@@ -267,7 +267,11 @@ def test_standin_run_makes_at_most_the_planned_generations(tmp_path):
     weak = summary["difficulty"]["engines"]["tier 1: smollm2-135m"]["generated"]
     strong = summary["difficulty"]["engines"]["tier 2: smollm2-135m"]["generated"]
     candidates = sum(s["generated"] for s in summary["solutions"]["engines"].values())
-    (tmp_path / "measured.json").write_text(json.dumps({"made": made, "bound": bound, "tokens": made_tokens}))
+    run_summary = json.loads((tmp_path / "run" / "run_summary.json").read_text())
+    stage_seconds = {name: round(s.get("seconds", 0), 1) for name, s in summary.items()}
+    print(
+        f"stage seconds {stage_seconds}; steps {run_summary.get('timings_s')}; wall {run_summary.get('wall_seconds')}"
+    )
     print(
         f"generations made {made} <= planned bound {bound}; output tokens {made_tokens} <= "
         f"{plan['budget']['total']['max_output_tokens']}; weak {weak}, strong {strong}, candidates {candidates}"
