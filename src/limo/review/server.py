@@ -141,8 +141,9 @@ class ReviewHandler(BaseHTTPRequestHandler):
         return
 
     def _origins(self) -> set[str]:
+        """host:port names of this server (a browser leaves the port out only for port 80)."""
         port = self.server.server_address[1]
-        return {f"{host}:{port}" for host in (HOST, "localhost")}
+        return {f"{host}:{port}" for host in (HOST, "localhost")} | ({HOST, "localhost"} if port == 80 else set())
 
     def _guard(self) -> bool:
         """Refuse malformed headers (400), other Host names (DNS rebinding) and other Origins (cross-site requests)
