@@ -42,6 +42,7 @@ def test_boxed_rule_no_box_is_no_answer_and_extended_reads_prose():
         ("$\\boxed{1}$ and $\\boxed{2}$", "1, 2"),
         ("\\boxed{1} is wrong, so we try again and get \\boxed{2}", "2"),  # words between: only the last box
         ("\\boxed{\\boxed{3}}", "3"),  # nested: the inner box
+        ("\\boxed{3}\n\n\\boxed{3}", "3"),  # a repeated box is one answer
         ("we get \\boxed{3}.\n\nWait, that is off by one. Final answer: 4", "4"),  # a later final answer wins
         ("Answer $9$", "9"),
         ("**Answer:** 12", "12"),

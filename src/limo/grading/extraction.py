@@ -107,7 +107,8 @@ def _joined_boxes(text: str) -> tuple[str, int] | None:
     for (_, content, end), (next_start, _, _) in zip(reversed(boxes[:-1]), reversed(boxes[1:]), strict=True):
         if end > next_start or not _BOX_SEPARATOR.match(text[end:next_start]):  # nested, or words between
             break
-        parts.insert(0, content)
+        if content != parts[0]:  # the same box repeated (`\boxed{3}\n\boxed{3}`) is one answer, not "3, 3"
+            parts.insert(0, content)
     return ", ".join(parts), boxes[-1][2]
 
 
