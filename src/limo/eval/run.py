@@ -76,7 +76,7 @@ class EvalConfig:
         if not self.grade_timeout_s > 0:
             raise ValueError(f"grade_timeout_s must be > 0 seconds, got {self.grade_timeout_s}")
         if self.grading is not None and self.grading not in ("boxed", "extended"):
-            raise ValueError(f"unknown grading rule {self.grading!r}; known: boxed, extended")
+            raise LimoError(f"eval.grading (--grading): unknown grading rule {self.grading!r}; known: boxed, extended")
         if self.judge is not None and self.judge_engine is None:
             self.judge_engine = EngineConfig(model=self.judge)
         elif isinstance(self.judge_engine, dict):
