@@ -64,6 +64,10 @@ def bad(tmp_path):
     ro.chmod(0o555)
     # root writes through file modes; /proc/self is not writable even for root
     paths["ro"] = ro if os.geteuid() != 0 else "/proc/self"
+    paths["binary_run"] = tmp_path / "binary_run"  # an eval output dir whose results.json is binary
+    paths["binary_run"].mkdir()
+    (paths["binary_run"] / "results.json").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (paths["binary_run"] / "samples.jsonl").write_text("")
     paths["port"] = _closed_port()
     paths["demo"] = REPO_ROOT / "recipes" / "demo.yaml"
     paths["train_recipe"] = REPO_ROOT / "recipes" / "smollm2-135m-cpu.yaml"

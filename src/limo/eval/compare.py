@@ -28,11 +28,16 @@ def load_run(run_dir: str | Path) -> tuple[dict, dict[str, dict[str, float]]]:
     for p in (res_path, samples_path):
         if not p.exists():
             raise InputError("not an eval output directory (missing file)", path=str(p))
+    from limo.io import iter_jsonl, read_text
+
     try:
-        results = json.loads(res_path.read_text())
+        results = json.loads(read_text(res_path, "eval results file"))
     except json.JSONDecodeError as e:
         raise InputError(f"malformed JSON ({e.msg})", path=str(res_path), line=e.lineno) from e
-    from limo.io import iter_jsonl
+    if not isinstance(results, dict) or not isinstance(results.get("benchmarks", {}), dict):
+        raise InputError(
+            "not a limo eval results.json (expected an object with a 'benchmarks' object)", path=str(res_path)
+        )
 
     per: dict[str, dict[str, list[bool]]] = {}
     for line, s in iter_jsonl(samples_path):
