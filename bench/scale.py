@@ -115,7 +115,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[200_000, 1_000_000, 2_000_000])
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "limo-scale")
-    ap.add_argument("--no-today", action="store_true", help="skip today's path")
+    ap.add_argument("--today-max-rows", type=int, default=None, help="run today's path only up to this size")
+    ap.add_argument("--append", action="store_true", help="keep the sizes already in bench/results/scale.json")
     args = ap.parse_args()
     from limo.streaming.synthetic import write_pool
 
@@ -127,6 +128,12 @@ def main() -> None:
         subprocess.run(["tar", "-x", "-C", str(old_src)], input=archive.stdout, check=True)
     rows = []
     today_gb_per_row = None
+    out = ROOT / "bench" / "results" / "scale.json"
+    if args.append and out.exists():
+        rows = [r for r in json.loads(out.read_text())["sizes"] if r["rows"] not in args.sizes]
+        measured = [r for r in rows if r["today"].get("ok")]
+        if measured:
+            today_gb_per_row = measured[-1]["today"]["peak_rss_gb"] / measured[-1]["rows"]
     for n in sorted(args.sizes):
         pool = args.work / f"pool-{n}.jsonl"
         t0 = time.perf_counter()
@@ -147,8 +154,9 @@ def main() -> None:
             subprocess.run(["rm", "-rf", str(one)], check=True)
         expected = None if today_gb_per_row is None else today_gb_per_row * n
         free = available_gb()
-        if args.no_today:
-            entry["today"] = {"skipped": "--no-today"}
+        if args.today_max_rows is not None and n > args.today_max_rows:
+            expect = "" if expected is None else f" (expected peak RSS from the smaller size: {expected:.1f} GB)"
+            entry["today"] = {"skipped": f"not run: the session's time budget (--today-max-rows){expect}"}
         elif expected is not None and expected > free - 2:
             entry["today"] = {
                 "skipped": f"expected peak RSS {expected:.1f} GB ({today_gb_per_row * 1e6:.1f} GB per 1M rows "
@@ -164,6 +172,7 @@ def main() -> None:
         print("today", entry["today"], flush=True)
         subprocess.run(["rm", "-rf", str(run_dir)], check=True)
         rows.append(entry)
+        rows.sort(key=lambda r: r["rows"])
         write_results(rows)  # after every size, so a long run leaves its finished sizes
 
 

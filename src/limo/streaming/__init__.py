@@ -1,0 +1,1 @@
+"""Bounded-memory curation: record batches, resumable Parquet shards, MinHash LSH, local and Ray Data executors."""
