@@ -54,6 +54,8 @@ def test_build_nested_and_lists():
         ({"maybe": {"k": "three"}}, r"^config.maybe.k: expected int, got 'three'$"),  # the inner reason, not the Union
         ({"maybe": {"nope": 1}}, r"^config.maybe: unknown key\(s\) \['nope'\]"),
         ({"note": 3}, r"^config.note: expected str, got 3$"),
+        ({"inner": 5}, r"^config.inner: expected a mapping of Inner settings, got 5$"),
+        ({"items": {"k": 1}}, r"^config.items: expected a list, got \{'k': 1\}$"),
     ],
 )
 def test_build_errors_name_the_key(data, message):
@@ -142,6 +144,10 @@ def test_recipe_sections_are_typed_and_optional(tmp_path):
         ({"pool": POOL, "verify": {"workers": 0}}, [], r"r.yaml: recipe.verify: workers must be >= 1, got 0"),
         ({"pool": POOL, "dedup": {"threshold": "high"}}, [], r"r.yaml: recipe.dedup.threshold: expected a number"),
         ({"seed": "one", "pool": POOL}, [], r"r.yaml: seed: expected an integer"),
+        ({"pool": 5}, [], r"r.yaml: recipe.pool: expected a mapping of Config settings, got 5"),
+        ({"pool": {"sources": 5}}, [], r"r.yaml: recipe.pool.sources: expected a list, got 5"),
+        ({"train": {"peft": 5}}, [], r"r.yaml: train.peft: expected a mapping of PeftSpec settings"),
+        ({"eval": {"engine": 5}}, [], r"r.yaml: eval.engine: expected an engine name or a mapping"),
         ({"pool": POOL}, ["x=[1,"], r"--set x=\[1,: the value is not valid YAML"),
     ],
 )

@@ -71,8 +71,14 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 def _convert(tp: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp) and isinstance(value, dict):
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise LimoError(f"{where}: expected a mapping of {tp.__name__} settings, got {value!r}")
         return build(tp, value, where)
+    if origin in (list, tuple) and not isinstance(value, (list, tuple)):
+        raise LimoError(f"{where}: expected a list, got {value!r}")
+    if origin is dict and not isinstance(value, dict):
+        raise LimoError(f"{where}: expected a mapping, got {value!r}")
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None and type(None) in args:

@@ -96,6 +96,10 @@ class EvalConfig:
         engine = data.pop("engine", None)
         if isinstance(engine, str):  # `engine: hf` shorthand
             engine = {"engine": engine}
+        if engine is not None and not isinstance(engine, dict):
+            raise LimoError(f"{where}.engine: expected an engine name or a mapping of engine settings, got {engine!r}")
+        if isinstance(data.get("benchmarks"), str):  # `benchmarks: math500,aime24` shorthand
+            data["benchmarks"] = [b.strip() for b in data["benchmarks"].split(",") if b.strip()]
         cfg = build(cls, data, where=where)
         if engine is not None:
             cfg.engine = build(EngineConfig, {**engine, "model": cfg.model}, where=f"{where}.engine")
