@@ -201,3 +201,13 @@ def test_a_bad_server_reply_is_one_line_and_exit_2(bad, capsys, content, usage, 
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert exit_info.value.code == 2 and len(lines) == 1 and lines[0].startswith("error: ")
     assert expected in lines[0]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("content", [b"", b"SQLite format 3\x00" + bytes(4096)], ids=["empty", "zeroed"])
+def test_cache_repair_of_a_file_with_no_table_finishes(tmp_path, content):
+    """An empty or blank file has no generations table: repair keeps 0 rows at once (it used to probe to 2**40)."""
+    path = tmp_path / "cache.sqlite"
+    path.write_bytes(content)
+    main(["cache", "repair", str(path)])
+    assert path.exists() and list(tmp_path.glob("cache.sqlite.damaged-*"))

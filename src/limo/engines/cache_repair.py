@@ -69,6 +69,12 @@ def _max_rowid(conn: sqlite3.Connection) -> int:
 
 def readable_rows(conn: sqlite3.Connection):
     """Yield (key, model, completion, created, producer) for every row SQLite can still read."""
+    try:
+        table = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'generations'").fetchone()
+    except sqlite3.DatabaseError:  # no readable schema (not a database at all): no row is reachable
+        table = None
+    if table is None:  # e.g. an empty file: without this, the rowid probe below would run to 2**40
+        return
     columns = _columns(conn)
     select = ", ".join(columns) + (", NULL" if "producer" not in columns else "")
     query = f"SELECT {select} FROM generations WHERE rowid BETWEEN ? AND ?"
