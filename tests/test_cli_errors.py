@@ -211,3 +211,17 @@ def test_cache_repair_of_a_file_with_no_table_finishes(tmp_path, content):
     path.write_bytes(content)
     main(["cache", "repair", str(path)])
     assert path.exists() and list(tmp_path.glob("cache.sqlite.damaged-*"))
+
+
+def test_a_pool_whose_every_row_is_bad_is_counted_not_a_traceback(tmp_path, capsys):
+    """Every row's problem has the wrong type: the pool drops them by reason and the later stages see 0 rows (the
+    runner used to fail reading the pool's schema-less empty file)."""
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text('{"problem": 5, "answer": "1"}\n{"problem": ["x"], "answer": "2"}\n')
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"pool": {"sources": [{"name": "d", "path": str(pool)}]}, "difficulty": {}}))
+    main(["curate", str(recipe), "-o", str(tmp_path / "run"), "--set", "difficulty.enabled=false"])
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary[0]["dropped_by_reason"] == {"problem_not_string": 2}
+    assert all(stage["rows_out"] == 0 for stage in summary)
+    assert "Traceback" not in capsys.readouterr().err

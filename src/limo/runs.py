@@ -285,7 +285,9 @@ def run_stages(
             result = stage.fn(source, stage.config, ctx)
         else:
             if current is None:
-                current = Dataset.from_parquet(str(previous)) if previous else Dataset.from_dict({})
+                # a stage that kept 0 rows may leave a schema-less file that datasets cannot read
+                readable = previous is not None and pq_rows(previous) > 0
+                current = Dataset.from_parquet(str(previous)) if readable else Dataset.from_dict({})
             rows_in = len(current)
             result = stage.fn(current, stage.config, context(stage_dir))
         stats = stage_stats(rows_in, result, time.perf_counter() - start)
