@@ -111,3 +111,14 @@ def test_a_file_that_is_not_sqlite_is_a_clear_error(tmp_path):
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(CacheCorrupt, match="limo cache repair"):
         GenerationCache(path)
+
+
+def test_repair_with_the_last_pages_damaged_keeps_the_rows_before_them(tmp_path):
+    path = tmp_path / "gen.sqlite"
+    texts = _fill(path, 3000)
+    leaves = _leaf_pages(path, "generations")
+    _smash_page(path, max(leaves))  # the rightmost leaf: max(rowid) itself cannot be read
+    report = repair_cache(path)
+    rows_per_leaf = len(texts) / len(leaves)
+    assert 0 < len(texts) - report["kept_rows"] <= 2 * rows_per_leaf
+    assert check_cache(path)["ok"]

@@ -56,15 +56,19 @@ def _max_rowid(conn: sqlite3.Connection) -> int:
     try:
         return conn.execute("SELECT max(rowid) FROM generations").fetchone()[0] or 0
     except sqlite3.DatabaseError:  # the rightmost pages are damaged: probe upwards until a power of two reads empty
+        # rows are only ever appended (rowid = max + 1) and each takes at least 64 bytes (its key), so the file size
+        # bounds the largest rowid; the probe stops there even if every probe fails
+        pages, page_size = (conn.execute(f"PRAGMA {name}").fetchone()[0] for name in ("page_count", "page_size"))
+        bound = max(RANGE, pages * (page_size // 64))
         top = RANGE
-        while top < 2**40:
+        while top < bound:
             try:
                 if not conn.execute("SELECT 1 FROM generations WHERE rowid >= ? LIMIT 1", (top,)).fetchall():
                     return top
             except sqlite3.DatabaseError:
                 pass
             top *= 2
-        return top
+        return bound
 
 
 def readable_rows(conn: sqlite3.Connection):
