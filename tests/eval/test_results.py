@@ -44,3 +44,14 @@ def test_producers_are_aggregated_and_mixed_is_flagged():
     )
     assert mixed["mixed"] and mixed["unknown_samples"] == 1
     assert [p["samples"] for p in mixed["producers"]] == [2, 1, 1] and mixed["producers"][0]["producer"] == HF
+
+
+def test_generation_errors_are_counted_by_reason_not_graded():
+    samples = [
+        _sample(0, "correct", "correct", True, 10, "stop"),
+        _sample(1, "generation_error", None, False, 0, "error"),
+    ]
+    samples[1]["error"] = "prompt_too_long"
+    out = benchmark_results(samples, 1)
+    assert out["generation_errors"] == {"prompt_too_long": 1}
+    assert out["verdicts"] == {"correct": 1, "generation_error": 1} and out["score"]["value"] == 0.5

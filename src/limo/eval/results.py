@@ -60,8 +60,11 @@ def benchmark_results(samples: list[dict], n: int, seed: int = 0) -> dict:
     answers = [[s["extracted"] for s in v] for v in ordered]
     out = problem_metrics(correct, answers, seed=seed)
     verdicts: dict[str, int] = {}
+    errors: dict[str, int] = {}  # generations the engine refused or failed (e.g. prompt_too_long), by reason
     for s in samples:
         verdicts[s["verdict"]] = verdicts.get(s["verdict"], 0) + 1
+        if s["finish_reason"] == "error":
+            errors[s.get("error") or "unknown"] = errors.get(s.get("error") or "unknown", 0) + 1
     out.update(
         {
             "samples": len(samples),
@@ -73,6 +76,7 @@ def benchmark_results(samples: list[dict], n: int, seed: int = 0) -> dict:
                 seed=seed,
             ),
             "verdicts": verdicts,
+            "generation_errors": errors,
             "by_subject": _breakdown(samples, "subject"),
             "by_level": _breakdown(samples, "level"),
         }

@@ -168,6 +168,7 @@ def _evaluate_one(engine, name: str, cfg: EvalConfig) -> tuple[list[dict], dict]
         for j, c in enumerate(outs):
             g = grades[k]
             k += 1
+            failed = c.finish_reason == "error"  # refused or failed by the engine: counted apart, never graded
             samples.append(
                 {
                     "benchmark": spec.name,
@@ -179,15 +180,16 @@ def _evaluate_one(engine, name: str, cfg: EvalConfig) -> tuple[list[dict], dict]
                     "level": r["level"],
                     "response": c.text,
                     "reasoning": c.reasoning,
-                    "extracted": g.extracted,
-                    "verdict": g.verdict,
-                    "correct": g.correct,
+                    "extracted": None if failed else g.extracted,
+                    "verdict": "generation_error" if failed else g.verdict,
+                    "correct": False if failed else g.correct,
                     "rule": g.rule,
                     "boxed_verdict": g.boxed_verdict if g.rule == "extended" else g.verdict,
                     "has_box": boxed_answer(c.text) is not None,
                     "completion_tokens": c.completion_tokens,
                     "prompt_tokens": c.prompt_tokens,
                     "finish_reason": c.finish_reason,
+                    "error": c.error,
                     "producer": getattr(c, "producer", None),
                 }
             )
