@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -157,9 +158,11 @@ def test_debug_shows_the_traceback(bad, capsys):
     ids=["generate-binary", "eval-top-p"],
 )
 def test_console_script_exit_2_one_line(argv, bad):
-    """The installed entry point (python -m limo.cli, as the `limo` script) behaves the same."""
+    """The installed `limo` script (limo.cli:main; python -m limo.cli where it is not installed) behaves the same."""
+    script = Path(sys.executable).parent / "limo"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "limo.cli"]
     proc = subprocess.run(
-        [sys.executable, "-m", "limo.cli", *[a.format(**bad) for a in argv]],
+        [*command, *[a.format(**bad) for a in argv]],
         capture_output=True,
         text=True,
         timeout=300,
