@@ -139,7 +139,13 @@ def main() -> None:
         t0 = time.perf_counter()
         if not pool.exists():
             write_pool(pool, n, seed=0)
-        entry = {"rows": n, "pool_mb": round(pool.stat().st_size / 1e6), "build_s": round(time.perf_counter() - t0)}
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        entry = {
+            "rows": n,
+            "commit": commit.stdout.strip(),
+            "pool_mb": round(pool.stat().st_size / 1e6),
+            "build_s": round(time.perf_counter() - t0),
+        }
         print(f"== {n} rows ({entry['pool_mb']} MB JSONL)", flush=True)
         run_dir = args.work / f"stream-{n}"
         subprocess.run(["rm", "-rf", str(run_dir)], check=True)

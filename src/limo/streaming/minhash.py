@@ -16,8 +16,8 @@ compact arrays that live on disk between steps:
    `dedup.keep_priority`) and a chain a~b~c with a !~ c keeps c.
 4. filter: the (dropped row, kept row, similarity) triples, applied batch by batch by the caller.
 
-Memory: signatures (4 bytes x num_perm per row) are memory-mapped from disk; the band keys (8 bytes x bands per
-row) and the candidate pairs are the only arrays held, so 1M rows cost ~130 MB plus the page cache.
+Memory: signatures (4 bytes x num_perm per row) are memory-mapped from disk; the band keys (4 bytes x bands per
+row) and the distinct candidate pairs (8 bytes each) are the arrays held.
 
 Why not datatrove itself: it keeps an arbitrary member of each cluster (no way to prefer a source, which
 `keep_priority` needs), treats any band collision as a duplicate without a similarity check, and its readers,
@@ -91,34 +91,39 @@ def signatures(texts: list[str], shingle_size: int, num_perm: int, seed: int, ch
 
 
 def band_keys(sig: np.ndarray, bands: int) -> np.ndarray:
-    """(rows x bands) uint64: one hash per band of the signature (equal bands -> equal keys)."""
+    """(rows x bands) uint32: one hash per band of the signature (equal bands -> equal keys; a rare collision only
+    adds a candidate pair, which the similarity check then rejects)."""
     rows = sig.shape[1] // bands
     keys = np.zeros((sig.shape[0], bands), dtype=np.uint64)
     for r in range(rows):
         keys = keys * _COMBINE + sig[:, r::rows][:, :bands].astype(np.uint64)
-    return keys
+    keys *= _MIX
+    return (keys >> np.uint64(32)).astype(np.uint32)
 
 
 def candidate_pairs(keys: np.ndarray, rank: np.ndarray) -> np.ndarray:
     """(p x 2) int64 pairs (earlier row, later row) in visiting order `rank` (rank[i] = position of row i),
-    for rows sharing a band key; each row is paired with at most _MAX_GROUP_PAIRS earlier rows of its group."""
-    found = []
+    for rows sharing a band key; each row is paired with at most _MAX_GROUP_PAIRS earlier rows of its group.
+    Pairs are kept as one int64 each (earlier * n + later) and de-duplicated after every band, so memory follows
+    the distinct pairs, not pairs x bands."""
+    n = len(rank)
+    found = np.empty(0, dtype=np.int64)
     for band in range(keys.shape[1]):
         order = np.lexsort((rank, keys[:, band]))
         k = keys[order, band]
         same = np.concatenate([[False], k[1:] == k[:-1]])
+        del k
         # position of each row inside its group of equal keys
-        group_start = np.maximum.accumulate(np.where(~same, np.arange(len(k)), 0))
-        pos_in_group = np.arange(len(k)) - group_start
+        group_start = np.maximum.accumulate(np.where(~same, np.arange(n), 0))
+        pos_in_group = np.arange(n) - group_start
+        band_pairs = [found]
         for back in range(1, _MAX_GROUP_PAIRS + 1):
             later = np.nonzero(pos_in_group >= back)[0]
             if not len(later):
                 break
-            found.append(np.stack([order[later - back], order[later]], axis=1))
-    if not found:
-        return np.empty((0, 2), dtype=np.int64)
-    pairs = np.unique(np.concatenate(found), axis=0)
-    return pairs
+            band_pairs.append(order[later - back].astype(np.int64) * n + order[later])
+        found = np.unique(np.concatenate(band_pairs))
+    return np.stack([found // max(n, 1), found % max(n, 1)], axis=1)
 
 
 def greedy_keep(
@@ -147,7 +152,7 @@ def near_duplicates(sig: np.ndarray, rows: np.ndarray, bands: int, threshold: fl
     """Steps 2-4: {dropped row: (kept row, similarity)} among `rows` (indices into `sig`, in visiting order).
     `sig` may be a memory map: it is read in chunks."""
     chunk = 131072
-    keys = np.empty((len(rows), bands), dtype=np.uint64)
+    keys = np.empty((len(rows), bands), dtype=np.uint32)
     for s in range(0, len(rows), chunk):
         keys[s : s + chunk] = band_keys(np.asarray(sig[rows[s : s + chunk]]), bands)
     position = np.arange(len(rows))
