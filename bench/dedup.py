@@ -28,8 +28,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from limo.paths import data_dir  # noqa: E402
-from limo.stages.common import tokens  # noqa: E402
 from limo.stages.dedup import Config, find_duplicates  # noqa: E402
+from limo.text import tokens  # noqa: E402
 
 NUM = re.compile(r"\d+")
 OLD_COMMIT = "fba6251"  # the last commit with the word 3-gram + datasketch scheme

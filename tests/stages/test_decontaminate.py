@@ -33,7 +33,7 @@ def _pairs(report, bench):
 
 def _math500_ids(shared_data):
     """Registry ids of the MATH500 items, keyed by their MATH unique_id (the README names them that way)."""
-    from limo.stages.common import exact_key
+    from limo.text import exact_key
 
     by_text = {
         exact_key(json.loads(line)["problem"]): json.loads(line)["id"]

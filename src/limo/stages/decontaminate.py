@@ -35,9 +35,9 @@ from limo.io import atomic_write_text, read_table, write_json
 from limo.paths import data_dir
 from limo.records import DROP_REASON
 from limo.runs import StageContext, StageResult
-from limo.stages.common import exact_key, tokens
 from limo.streaming.executors import LocalExecutor, read_columns
 from limo.streaming.tables import TableSource, finalize, rows_table, run_sharded
+from limo.text import exact_key, tokens
 
 
 @dataclass

@@ -31,10 +31,10 @@ import pyarrow.parquet as pq
 
 from limo.records import DROP_REASON
 from limo.runs import StageContext, StageResult
-from limo.stages.common import exact_key
 from limo.streaming import minhash
 from limo.streaming.executors import LocalExecutor, read_columns
 from limo.streaming.tables import TableSource, finalize, run_sharded
+from limo.text import exact_key
 
 
 @dataclass

@@ -38,8 +38,8 @@ from limo.grading import last_boxed
 from limo.paths import REPO_ROOT, data_dir
 from limo.records import DROP_REASON, answer_to_str
 from limo.runs import StageContext, StageResult
-from limo.stages.common import normalize_text
 from limo.streaming.tables import DEFAULT_SHARD_ROWS, Parts, finalize, rows_table
+from limo.text import normalize_text
 
 OUR_FIELDS = ("id", "problem", "answer", "solution", "subject", "level")
 

@@ -4,7 +4,7 @@ The four steps of datatrove's MinHash pipeline (datatrove 0.10.1, src/datatrove/
 MinhashDedupSignature, MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter), done with numpy over
 compact arrays that live on disk between steps:
 
-1. signatures: word `shingle_size`-grams of each problem (limo.stages.common.tokens), every token hashed with
+1. signatures: word `shingle_size`-grams of each problem (limo.text.tokens), every token hashed with
    blake2b (stable across batches, processes and machines), shingles combined by a polynomial; `num_perm` 32-bit
    minima of multiply-shift hashes. One batch at a time -> `sig-NNNNN.npy` (rows x num_perm, uint32).
 2. buckets: the signature is cut into `bands` bands of `num_perm / bands` rows; a band's values hash to one 64-bit
@@ -26,7 +26,7 @@ writers and executors replace ours; the numbers it would need are reproduced her
 
 import numpy as np
 
-from limo.stages.common import exact_key, tokens
+from limo.text import exact_key, tokens
 
 _COMBINE = np.uint64(1_000_003)
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -34,7 +34,7 @@ _MAX_GROUP_PAIRS = 64  # pairs per member of one bucket group: each row is compa
 
 
 def normalized(text: str) -> str:
-    """The text a signature is computed on: its words and numbers (limo.stages.common.tokens) joined by single
+    """The text a signature is computed on: its words and numbers (limo.text.tokens) joined by single
     spaces, so whitespace, LaTeX punctuation and case do not hide a copy; an empty result falls back to the exact
     key."""
     return " ".join(tokens(text)) or exact_key(text) or "<empty>"
