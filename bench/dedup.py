@@ -130,6 +130,11 @@ def old_scheme():
     except (subprocess.CalledProcessError, FileNotFoundError, ImportError) as e:
         print(f"old scheme not run: {e}")
         return None
+    # the text keys have since moved to limo.text (same functions); the rest of the import is unchanged
+    source = source.replace(
+        "from limo.stages.common import exact_key, to_rows, tokens, with_reason",
+        "from limo.stages.common import to_rows, with_reason\nfrom limo.text import exact_key, tokens",
+    )
     module = types.ModuleType("old_dedup")
     exec(compile(source, f"{OLD_COMMIT}:src/limo/stages/dedup.py", "exec"), module.__dict__)  # our own old code
     return module
