@@ -77,11 +77,12 @@ def find_spans(text: str, pattern: re.Pattern) -> list[Span]:
     return [(m.start(), m.end()) for m in pattern.finditer(text)]
 
 
-def _rx(*alternatives: str) -> re.Pattern:
+def word_pattern(*alternatives: str) -> re.Pattern:
+    """A case-insensitive regex matching any of `alternatives` as whole words."""
     return re.compile(r"(?i)\b(?:" + "|".join(alternatives) + r")\b")
 
 
-SELF_VERIFICATION = _rx(
+SELF_VERIFICATION = word_pattern(
     r"let(?:'s| me| us) (?:double[- ])?(?:verify|check|confirm|re-?check|make sure|test|plug)",
     r"double[- ]check(?:ing|ed)?",
     r"sanity check",
@@ -94,7 +95,7 @@ SELF_VERIFICATION = _rx(
     r"is (?:indeed|correct)",
 )
 
-EXPLORATION = _rx(
+EXPLORATION = word_pattern(
     r"alternatively",
     r"another (?:approach|way|method|idea|strategy|possibility)",
     r"a different (?:approach|way|method|strategy)",
@@ -109,7 +110,7 @@ EXPLORATION = _rx(
     r"i (?:made a mistake|must have made)",
 )
 
-ELABORATION = _rx(
+ELABORATION = word_pattern(
     r"because",
     r"since",
     r"this (?:means|implies|gives|shows)",

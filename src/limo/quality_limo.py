@@ -29,9 +29,7 @@ Not specified by the paper; our choices:
     rows = limo_scores(texts)      # [{"features": {...}, "raw": {...}, "evidence": {...}, "score": float}, ...]
 """
 
-import re
-
-from limo.quality import MAX_EVIDENCE, Span, find_spans
+from limo.quality import MAX_EVIDENCE, Span, find_spans, word_pattern
 
 LIMO_FEATURES = ("elaborated_reasoning", "self_verification", "exploratory_approach", "adaptive_granularity")
 
@@ -44,12 +42,8 @@ LIMO_WEIGHTS: dict[str, float] = {
 }
 
 
-def _rx(*alternatives: str) -> re.Pattern:
-    return re.compile(r"(?i)\b(?:" + "|".join(alternatives) + r")\b")
-
-
 # paper's examples first; the rest is our choice (see module docstring)
-VALIDATION_TERMS = _rx(
+VALIDATION_TERMS = word_pattern(
     r"check(?:s|ed|ing)?",
     r"verif(?:y|ies|ied|ying|ication)",
     r"double[- ]check(?:s|ed|ing)?",
@@ -57,7 +51,7 @@ VALIDATION_TERMS = _rx(
     r"confirm(?:s|ed|ing)?",
     r"validat(?:e|es|ed|ing)",
 )
-TENTATIVE_TERMS = _rx(
+TENTATIVE_TERMS = word_pattern(
     r"perhaps",
     r"might",
     r"maybe",
@@ -68,7 +62,7 @@ TENTATIVE_TERMS = _rx(
     r"let me try",
     r"let's try",
 )
-CONNECTIVES = _rx(
+CONNECTIVES = word_pattern(
     r"therefore",
     r"since",
     r"thus",

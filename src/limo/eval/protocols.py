@@ -82,6 +82,8 @@ class Protocol:
             )
 
 
+# the benchmarks with fewer than 50 problems, which both versions sample (v1 §4.2 via issue #17; v3 §5)
+_SMALL_BENCHMARKS = ("aime24", "amc23", "cn_math_2024")
 _V1_SAMPLED = BenchmarkProtocol(n=16, temperature=0.7, metric="unbiased-pass@1", grading="boxed")
 _V3_SAMPLED = BenchmarkProtocol(n=4, temperature=0.6, metric="unbiased-pass@1", grading="boxed")
 
@@ -90,7 +92,7 @@ PROTOCOLS: dict[str, Protocol] = {
     "limo-v1": Protocol(
         "limo-v1",
         BenchmarkProtocol(grading="boxed"),
-        {"aime24": _V1_SAMPLED, "amc23": _V1_SAMPLED, "cn_math_2024": _V1_SAMPLED},
+        dict.fromkeys(_SMALL_BENCHMARKS, _V1_SAMPLED),
         source="LIMO v1 §4.2 as quoted by the authors in GAIR-NLP/LIMO issue #17: greedy single sample, but 16 "
         "samples at T=0.7 with unbiased pass@1 on AIME24, AMC23, CHMath; 32768 max tokens (issue #9). top_p not "
         "specified; our choice 1.0 (eval/eval.sh@2284c6a). Grader: eval/utils/parser.py extract_answer (last box)",
@@ -98,7 +100,7 @@ PROTOCOLS: dict[str, Protocol] = {
     "limo-v3": Protocol(
         "limo-v3",
         BenchmarkProtocol(grading="boxed"),
-        {"aime24": _V3_SAMPLED, "amc23": _V3_SAMPLED, "cn_math_2024": _V3_SAMPLED},
+        dict.fromkeys(_SMALL_BENCHMARKS, _V3_SAMPLED),
         source="LIMO v3 §5 (as summarised; paper text not readable here): greedy pass@1, but 4 samples at "
         "T=0.6 with unbiased pass@1 on AIME24, AMC23, CHMath; 32,768 max tokens. top_p not specified; "
         "our choice 1.0 (GAIR-NLP/LIMO eval/eval.sh@2284c6a)",
