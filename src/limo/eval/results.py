@@ -114,7 +114,8 @@ def producers_summary(samples: list[dict]) -> dict:
     return {"producers": producers, "mixed": len(known) > 1, "unknown_samples": counts.get("null", 0)}
 
 
-def _pct(x: float | None) -> str:
+def pct(x: float | None) -> str:
+    """A fraction as a percentage with one decimal; "-" for None (results.md and the run report)."""
     return "-" if x is None else f"{100 * x:.1f}"
 
 
@@ -133,9 +134,9 @@ def results_markdown(results: dict) -> str:
         boxed = b.get("boxed_score", {}).get("value") if p["grading"] == "extended" else s["value"]
         lines.append(
             f"| {name} | {b['problems']} | {b['n']} | {p['temperature']:g} | {p['grading']} | {s['metric']} "
-            f"{_pct(s['value'])} | [{_pct(s['ci'][0])}, {_pct(s['ci'][1])}] | {_pct(boxed)} | "
-            f"{_pct(b['no_answer_rate'])}% | {_pct(b['boxed_rate'])}% | {b['mean_completion_tokens']:.0f} | "
-            f"{b['p95_completion_tokens']:.0f} | {_pct(b['truncation_rate'])}% |"
+            f"{pct(s['value'])} | [{pct(s['ci'][0])}, {pct(s['ci'][1])}] | {pct(boxed)} | "
+            f"{pct(b['no_answer_rate'])}% | {pct(b['boxed_rate'])}% | {b['mean_completion_tokens']:.0f} | "
+            f"{b['p95_completion_tokens']:.0f} | {pct(b['truncation_rate'])}% |"
         )
     judged = {k: b["judge"] for k, b in results["benchmarks"].items() if "judge" in b}
     if judged:
@@ -146,8 +147,8 @@ def results_markdown(results: dict) -> str:
         ]
         for k, j in judged.items():
             lines.append(
-                f"| {k} | {j['judged']} | {_pct(j['judged_share'])}% | {j['unparsable']} | "
-                f"{_pct(j['score_with_judged'])} | {_pct(j['score_rule_only'])} |"
+                f"| {k} | {j['judged']} | {pct(j['judged_share'])}% | {j['unparsable']} | "
+                f"{pct(j['score_with_judged'])} | {pct(j['score_rule_only'])} |"
             )
     lines += [
         "",

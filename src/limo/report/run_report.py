@@ -10,11 +10,8 @@ and bar chart, via limo.eval.compare), RUN/report/loss.png, RUN/report.md, and p
 import json
 from pathlib import Path
 
+from limo.eval.results import pct
 from limo.io import atomic_write_text
-
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}"
 
 
 def plot_loss(losses: list[list[float]], path: Path) -> bool:
@@ -53,12 +50,12 @@ def before_after_rows(cmp: dict | None, tuned: dict) -> list[str]:
     ]
     for bench, res in tuned["benchmarks"].items():
         score = res["score"]
-        tuned_cell = f"{_pct(score['value'])} [{_pct(score['ci'][0])}, {_pct(score['ci'][1])}]"
+        tuned_cell = f"{pct(score['value'])} [{pct(score['ci'][0])}, {pct(score['ci'][1])}]"
         if cmp and bench in cmp["benchmarks"]:
             e = cmp["benchmarks"][bench]
             base = e["runs"][0]
             p = e["paired"][0]
-            base_cell = f"{_pct(base['value'])} [{_pct(base['ci'][0])}, {_pct(base['ci'][1])}]"
+            base_cell = f"{pct(base['value'])} [{pct(base['ci'][0])}, {pct(base['ci'][1])}]"
             diff = f"{100 * p['diff']:+.1f} [{100 * p['diff_ci'][0]:+.1f}, {100 * p['diff_ci'][1]:+.1f}]"
             lines.append(
                 f"| {bench} | {score['metric']} | {base_cell} | {tuned_cell} | {diff} | {p['p_value']:.3f} "
@@ -161,12 +158,12 @@ def write_run_report(run_dir: Path, name: str, base_model: str, train_summary: d
     }
     screen = {"examples curated": exported, "train steps": summary["train_steps"]}
     for bench, res in tuned["benchmarks"].items():
-        before = _pct(cmp["benchmarks"][bench]["runs"][0]["value"]) if cmp and bench in cmp["benchmarks"] else "-"
-        screen[f"{bench} ({res['score']['metric']})"] = f"{before} -> {_pct(res['score']['value'])}"
+        before = pct(cmp["benchmarks"][bench]["runs"][0]["value"]) if cmp and bench in cmp["benchmarks"] else "-"
+        screen[f"{bench} ({res['score']['metric']})"] = f"{before} -> {pct(res['score']['value'])}"
         old = (base or {}).get("benchmarks", {}).get(bench, {})
         for key, label in (("no_answer_rate", "no answer"), ("boxed_rate", "boxed")):
             if key in res:
-                screen[f"{bench} {label} %"] = f"{_pct(old.get(key))} -> {_pct(res[key])}"
+                screen[f"{bench} {label} %"] = f"{pct(old.get(key))} -> {pct(res[key])}"
     screen.update({f"{k} seconds": f"{v:.0f}" for k, v in timings.items()})
     screen["report"] = str(run_dir / "report.md")
     console.print(kv_table(f"limo run: {name}", screen))
