@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from limo.errors import LimoError
+from limo.io import read_text
 
 # Output tokens per second PER GPU for batched generation, by model size (billions of parameters): [low, high].
 # Our assumption for vLLM-style batched decoding of long outputs on one 80 GB-class GPU, NOT measured on this
@@ -59,7 +60,10 @@ def load_throughput(path: str | Path | None) -> dict[str, list[float]]:
     path = Path(path)
     if not path.exists():
         raise LimoError(f"--throughput {path}: file not found")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        data = yaml.safe_load(read_text(path, what="throughput table")) or {}
+    except yaml.YAMLError as e:
+        raise LimoError(f"--throughput {path}: invalid YAML ({type(e).__name__}); fix the file") from None
     if not isinstance(data, dict):
         raise LimoError(f"--throughput {path}: expected a mapping of size class -> [low, high] tokens/s")
     for key, value in data.items():
