@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from limo.io import atomic_write_text
 from limo.records import DROP_REASON
 
 DEFAULT_BATCH_ROWS = 8192
@@ -124,10 +125,7 @@ class Parts:
 
             raise LimoError("stage dropped rows with an empty drop_reason")
         info = {"kept": kept.num_rows, "dropped_by_reason": dict(reasons), "pid": os.getpid(), **(extra or {})}
-        marker = self.dir / f"{self.prefix}{index:05d}.done"
-        tmp = marker.with_name(marker.name + ".tmp")
-        tmp.write_text(json.dumps(info))
-        os.replace(tmp, marker)
+        atomic_write_text(self.dir / f"{self.prefix}{index:05d}.done", json.dumps(info))
         return info
 
     def files(self, kind: str) -> list[Path]:
