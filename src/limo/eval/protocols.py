@@ -28,6 +28,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from limo.engines.base import SamplingParams, SettingError
 from limo.errors import LimoError
 
 PAPER_MAX_TOKENS = 32768  # GAIR-NLP/LIMO eval/eval.sh@2284c6a `--max_tokens 32768`; LIMO v3 §5: 32,768 tokens
@@ -50,12 +51,10 @@ class BenchmarkProtocol:
     def __post_init__(self):
         if self.n < 1:
             raise LimoError(f"protocol: n must be >= 1, got {self.n}")
-        if self.temperature < 0:
-            raise LimoError(f"protocol: temperature must be >= 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise LimoError(f"protocol: top_p must be in (0, 1], got {self.top_p}")
-        if self.max_tokens < 1:
-            raise LimoError(f"protocol: max_tokens must be >= 1, got {self.max_tokens}")
+        try:  # the decoding settings follow the engines' own rules
+            SamplingParams(temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens)
+        except SettingError as e:
+            raise LimoError(f"protocol: {e}") from None
         if self.metric not in METRICS:
             raise LimoError(f"protocol: unknown metric {self.metric!r}; known: {', '.join(METRICS)}")
         if self.grading not in RULES:
