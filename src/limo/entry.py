@@ -62,10 +62,11 @@ def _positive(v: float) -> str | None:
 
 
 def _engine_name(v: str) -> str | None:
+    from limo.engines.base import ENGINES
+
     return None if v in ENGINES else f"unknown engine {v!r}; use one of {', '.join(ENGINES)}"
 
 
-ENGINES = ("hf", "vllm", "openai", "ray")
 # Flag rules by parameter name, for every command that has the flag (configs validate again in __post_init__;
 # checking here names the flag and fails before any model loads).
 FLAG_RULES: dict[str, Callable[[Any], str | None]] = {

@@ -14,6 +14,7 @@ layer splits work into batches of `backend.batch_size` and stores each batch as 
 
 import hashlib
 import json
+import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -21,6 +22,10 @@ from typing import Any, Literal, Protocol
 from limo.errors import LimoError
 
 Prompt = str | list[dict[str, str]]
+
+
+EngineName = Literal["hf", "vllm", "openai", "ray"]
+ENGINES: tuple[str, ...] = typing.get_args(EngineName)  # add a branch in make_backend() with a new name
 
 
 class SettingError(LimoError, ValueError):
@@ -140,7 +145,7 @@ class EngineConfig:
     """
 
     model: str = "smollm2-135m"
-    engine: Literal["hf", "vllm", "openai", "ray"] = "hf"
+    engine: EngineName = "hf"
     cache_id: str | None = None
     batch_size: int = 8
     # hf / vllm
@@ -170,8 +175,8 @@ class EngineConfig:
     ray_max_attempts: int = 3  # tries of one request whose task raises before it is counted failed
 
     def __post_init__(self):
-        if self.engine not in ("hf", "vllm", "openai", "ray"):
-            raise SettingError(f"engine must be hf, vllm, openai or ray, got {self.engine!r}")
+        if self.engine not in ENGINES:
+            raise SettingError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         for name in ("batch_size", "concurrency", "replicas", "tensor_parallel_size", "ray_max_attempts"):
             if getattr(self, name) < 1:
                 raise SettingError(f"{name} must be >= 1, got {getattr(self, name)}")
